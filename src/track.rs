@@ -1,0 +1,311 @@
+//! Tracking and gap filling. Detections are linked into tracks by overlap; a track is redacted
+//! on every frame between its detections (boxes interpolated), and a few frames before its first
+//! and after its last detection. Frames whose boxes can still change are not final.
+
+use serde::Serialize;
+
+use crate::detect::{BBox, Class, Detection};
+use crate::error::{Result, VeilError};
+
+/// How detections become tracks, and how far tracks reach beyond their detections.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrackConfig {
+    /// Largest run of frames without a detection that a track bridges.
+    pub max_gap: u32,
+    /// Frames redacted before a track's first detection.
+    pub extend_before: u32,
+    /// Frames redacted after a track's last detection.
+    pub extend_after: u32,
+    /// Smallest IoU (or centre-distance match) that links a detection to a track.
+    pub min_iou: f32,
+}
+
+impl Default for TrackConfig {
+    fn default() -> Self {
+        TrackConfig {
+            max_gap: 12,
+            extend_before: 6,
+            extend_after: 6,
+            min_iou: 0.15,
+        }
+    }
+}
+
+impl TrackConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_gap > 1000 || self.extend_before > 1000 || self.extend_after > 1000 {
+            return Err(VeilError::Config(format!(
+                "track gap and extensions must be at most 1000 frames (got gap {}, before {}, after {})",
+                self.max_gap, self.extend_before, self.extend_after
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.min_iou) {
+            return Err(VeilError::Config(format!(
+                "track IoU must be in 0..1, got {}",
+                self.min_iou
+            )));
+        }
+        Ok(())
+    }
+
+    /// Frames that must be detected beyond a frame before its boxes are final.
+    pub fn lookahead(&self) -> u32 {
+        self.max_gap.max(self.extend_before)
+    }
+}
+
+/// A track: a class and its detections by frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct Track {
+    pub id: u32,
+    pub class: Class,
+    /// (frame, box, score), frames strictly increasing.
+    pub dets: Vec<(u64, BBox, f32)>,
+}
+
+impl Track {
+    pub fn first(&self) -> u64 {
+        self.dets[0].0
+    }
+    pub fn last(&self) -> u64 {
+        self.dets[self.dets.len() - 1].0
+    }
+    pub fn max_score(&self) -> f32 {
+        self.dets.iter().map(|d| d.2).fold(0.0, f32::max)
+    }
+
+    /// The box this track redacts on `frame`, if any.
+    pub fn box_at(&self, frame: u64, cfg: &TrackConfig) -> Option<BBox> {
+        let first = self.first();
+        let last = self.last();
+        if frame + (cfg.extend_before as u64) < first || frame > last + (cfg.extend_after as u64) {
+            return None;
+        }
+        if frame <= first {
+            return Some(self.dets[0].1);
+        }
+        if frame >= last {
+            return Some(self.dets[self.dets.len() - 1].1);
+        }
+        let i = self.dets.partition_point(|d| d.0 <= frame);
+        let (fa, ba, _) = self.dets[i - 1];
+        if fa == frame {
+            return Some(ba);
+        }
+        let (fb, bb, _) = self.dets[i];
+        let t = (frame - fa) as f32 / (fb - fa) as f32;
+        // Cover both ends' extent as well as the interpolation, so a fast move stays covered.
+        let mid = ba.lerp(&bb, t);
+        Some(mid)
+    }
+}
+
+/// Links detections into tracks, one class at a time.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    cfg: TrackConfig,
+    tracks: Vec<Track>,
+    next_id: u32,
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackConfig) -> Self {
+        Tracker {
+            cfg,
+            tracks: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    pub fn config(&self) -> &TrackConfig {
+        &self.cfg
+    }
+
+    /// Adds the detections of `class` on `frame`. Frames must be given in increasing order per
+    /// class; a class may be detected on sampled frames only.
+    pub fn update(&mut self, frame: u64, class: Class, dets: &[Detection]) {
+        let max_gap = self.cfg.max_gap as u64;
+        // Candidate pairs (track, detection) by match quality, best first.
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            if t.class != class || t.last() >= frame || frame - t.last() > max_gap + 1 {
+                continue;
+            }
+            let tb = t.dets[t.dets.len() - 1].1;
+            for (di, d) in dets.iter().enumerate() {
+                if d.class != class {
+                    continue;
+                }
+                let q = match_quality(&tb, &d.bbox);
+                if q >= self.cfg.min_iou {
+                    pairs.push((q, ti, di));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut used_t = vec![false; self.tracks.len()];
+        let mut used_d = vec![false; dets.len()];
+        for (_, ti, di) in pairs {
+            if used_t[ti] || used_d[di] {
+                continue;
+            }
+            used_t[ti] = true;
+            used_d[di] = true;
+            let d = dets[di];
+            self.tracks[ti].dets.push((frame, d.bbox, d.score));
+        }
+        for (di, d) in dets.iter().enumerate() {
+            if !used_d[di] && d.class == class {
+                self.tracks.push(Track {
+                    id: self.next_id,
+                    class,
+                    dets: vec![(frame, d.bbox, d.score)],
+                });
+                self.next_id += 1;
+            }
+        }
+    }
+
+    /// Every box to redact on `frame`, with its track id.
+    pub fn boxes_at(&self, frame: u64) -> Vec<(u32, Class, BBox)> {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.box_at(frame, &self.cfg).map(|b| (t.id, t.class, b)))
+            .collect()
+    }
+
+    /// Removes and returns the tracks that cannot touch `frame` or any later frame.
+    pub fn retire_before(&mut self, frame: u64) -> Vec<Track> {
+        let reach = (self.cfg.max_gap + 1).max(self.cfg.extend_after) as u64;
+        let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tracks)
+            .into_iter()
+            .partition(|t| t.last() + reach < frame);
+        self.tracks = live;
+        done
+    }
+
+    pub fn into_tracks(self) -> Vec<Track> {
+        self.tracks
+    }
+}
+
+/// IoU, or for boxes that moved further than they overlap, a centre-distance score, so a fast
+/// pan or a sampled detector still links the same object.
+fn match_quality(a: &BBox, b: &BBox) -> f32 {
+    let iou = a.iou(b);
+    if iou > 0.0 {
+        return iou.max(center_score(a, b) * 0.5);
+    }
+    center_score(a, b) * 0.5
+}
+
+fn center_score(a: &BBox, b: &BBox) -> f32 {
+    let (ax, ay) = a.center();
+    let (bx, by) = b.center();
+    let size = (a.width().max(a.height()) + b.width().max(b.height())) * 0.5;
+    if size <= 0.0 {
+        return 0.0;
+    }
+    let ratio = a.area().max(b.area()) / a.area().min(b.area()).max(1e-3);
+    if ratio > 4.0 {
+        return 0.0;
+    }
+    let d = ((ax - bx).powi(2) + (ay - by).powi(2)).sqrt() / size;
+    (1.0 - d).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn face(x: f32) -> Detection {
+        Detection {
+            class: Class::Face,
+            bbox: BBox::from_xywh(x, 10.0, 20.0, 20.0),
+            score: 0.9,
+        }
+    }
+
+    #[test]
+    fn fills_gaps_between_detections() {
+        let cfg = TrackConfig {
+            max_gap: 5,
+            extend_before: 2,
+            extend_after: 2,
+            min_iou: 0.15,
+        };
+        let mut t = Tracker::new(cfg);
+        for f in 0..30u64 {
+            let dets: Vec<Detection> = if f == 10 {
+                vec![face(100.0)]
+            } else if f == 14 {
+                vec![face(108.0)]
+            } else {
+                vec![]
+            };
+            t.update(f, Class::Face, &dets);
+        }
+        for f in 8..=16 {
+            assert_eq!(t.boxes_at(f).len(), 1, "frame {f}");
+        }
+        assert!(t.boxes_at(7).is_empty());
+        assert!(t.boxes_at(17).is_empty());
+        // Interpolated half-way.
+        let b = t.boxes_at(12)[0].2;
+        assert!((b.x1 - 104.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn gap_too_long_makes_two_tracks() {
+        let cfg = TrackConfig {
+            max_gap: 3,
+            extend_before: 0,
+            extend_after: 0,
+            min_iou: 0.15,
+        };
+        let mut t = Tracker::new(cfg);
+        t.update(0, Class::Face, &[face(0.0)]);
+        t.update(10, Class::Face, &[face(0.0)]);
+        assert!(t.boxes_at(5).is_empty());
+        assert_eq!(t.into_tracks().len(), 2);
+    }
+
+    #[test]
+    fn classes_do_not_mix() {
+        let mut t = Tracker::new(TrackConfig::default());
+        t.update(0, Class::Face, &[face(0.0)]);
+        let mut p = face(0.0);
+        p.class = Class::Plate;
+        t.update(1, Class::Plate, &[p]);
+        assert_eq!(t.into_tracks().len(), 2);
+    }
+
+    proptest! {
+        /// Every frame with a detection is covered, and every frame between two detections of one
+        /// object no more than max_gap apart is covered too.
+        #[test]
+        fn detected_frames_and_short_gaps_are_covered(
+            frames in prop::collection::btree_set(0u64..200, 1..40),
+            gap in 1u32..20,
+        ) {
+            let cfg = TrackConfig { max_gap: gap, extend_before: 0, extend_after: 0, min_iou: 0.15 };
+            let mut t = Tracker::new(cfg);
+            for f in 0..200u64 {
+                let dets = if frames.contains(&f) { vec![face(50.0)] } else { vec![] };
+                t.update(f, Class::Face, &dets);
+            }
+            let fs: Vec<u64> = frames.iter().copied().collect();
+            for &f in &fs {
+                prop_assert!(!t.boxes_at(f).is_empty());
+            }
+            for w in fs.windows(2) {
+                if w[1] - w[0] <= gap as u64 + 1 {
+                    for f in w[0]..=w[1] {
+                        prop_assert!(!t.boxes_at(f).is_empty(), "frame {} between {} and {}", f, w[0], w[1]);
+                    }
+                }
+            }
+        }
+    }
+}

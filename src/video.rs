@@ -1,0 +1,677 @@
+//! Decode and encode stages (FFmpeg through ffmpeg-next). Timestamps stay integers in the
+//! stream's time base from demuxing to muxing.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg::format::Pixel;
+use ffmpeg::{codec, format, frame, media, Dictionary, Packet, Rational};
+
+use crate::error::{Result, VeilError};
+
+/// Initialises FFmpeg once and keeps its log quiet unless asked.
+pub fn init() -> Result<()> {
+    static INIT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        ffmpeg::init().map_err(|e| e.to_string())?;
+        ffmpeg::log::set_level(if std::env::var_os("VEIL_FFMPEG_LOG").is_some() {
+            ffmpeg::log::Level::Info
+        } else {
+            ffmpeg::log::Level::Fatal
+        });
+        Ok(())
+    })
+    .clone()
+    .map_err(|e| VeilError::ffmpeg("init", e))
+}
+
+/// What we know of the input's video stream.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VideoInfo {
+    pub width: u32,
+    pub height: u32,
+    /// Stream time base as `[num, den]`.
+    pub time_base: [i32; 2],
+    /// Average frame rate as `[num, den]` (guessed as 30/1 when the container does not say).
+    pub frame_rate: [i32; 2],
+    /// Frame count from the container, when it states one.
+    pub frames_hint: Option<u64>,
+    pub duration_s: Option<f64>,
+    /// Display rotation in degrees (counter-clockwise, as FFmpeg reports it), 0 when none.
+    pub rotation: i32,
+    pub codec: String,
+    pub pixel_format: String,
+}
+
+/// An opened input: the demuxer, the chosen video stream and its decoder.
+pub struct Input {
+    pub path: PathBuf,
+    pub ictx: format::context::Input,
+    pub video_index: usize,
+    pub decoder: ffmpeg::decoder::Video,
+    pub info: VideoInfo,
+}
+
+fn input_err(path: &Path, msg: impl Into<String>) -> VeilError {
+    VeilError::Input {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+impl Input {
+    pub fn open(path: &Path, threads: usize) -> Result<Input> {
+        init()?;
+        let meta = std::fs::metadata(path).map_err(|e| VeilError::io("cannot open input", path, e))?;
+        if meta.is_dir() {
+            return Err(input_err(path, "is a directory, not a media file"));
+        }
+        if meta.len() == 0 {
+            return Err(input_err(path, "file is empty (0 bytes)"));
+        }
+        let ictx = format::input(&path)
+            .map_err(|e| input_err(path, format!("not a readable media file ({e})")))?;
+        let stream = ictx
+            .streams()
+            .best(media::Type::Video)
+            .ok_or_else(|| input_err(path, "has no video stream"))?;
+        let video_index = stream.index();
+        let mut ctx = codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| input_err(path, format!("video codec parameters unusable ({e})")))?;
+        ctx.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: threads.max(1),
+            ..Default::default()
+        });
+        let decoder = ctx
+            .decoder()
+            .video()
+            .map_err(|e| input_err(path, format!("no decoder for the video codec ({e})")))?;
+        let (w, h) = (decoder.width(), decoder.height());
+        if w == 0 || h == 0 {
+            return Err(input_err(path, "video stream has no frame size"));
+        }
+        if (w as u64) * (h as u64) > 8192 * 8192 || w > 16384 || h > 16384 {
+            return Err(input_err(
+                path,
+                format!("video frame size {w}x{h} is larger than the supported 8192x8192"),
+            ));
+        }
+        let tb = stream.time_base();
+        if tb.numerator() <= 0 || tb.denominator() <= 0 {
+            return Err(input_err(path, "video stream has no valid time base"));
+        }
+        let mut fr = stream.avg_frame_rate();
+        if fr.numerator() <= 0 || fr.denominator() <= 0 {
+            fr = stream.rate();
+        }
+        if fr.numerator() <= 0 || fr.denominator() <= 0 {
+            fr = Rational::new(30, 1);
+        }
+        let frames_hint = (stream.frames() > 0).then_some(stream.frames() as u64);
+        let duration_s = if stream.duration() > 0 {
+            Some(stream.duration() as f64 * f64::from(tb))
+        } else if ictx.duration() > 0 {
+            Some(ictx.duration() as f64 / 1_000_000.0)
+        } else {
+            None
+        };
+        let rotation = display_rotation(&stream);
+        let info = VideoInfo {
+            width: w,
+            height: h,
+            time_base: [tb.numerator(), tb.denominator()],
+            frame_rate: [fr.numerator(), fr.denominator()],
+            frames_hint,
+            duration_s,
+            rotation,
+            codec: decoder
+                .codec()
+                .map(|c| c.name().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            pixel_format: format!("{:?}", decoder.format()).to_lowercase(),
+        };
+        Ok(Input {
+            path: path.to_path_buf(),
+            ictx,
+            video_index,
+            decoder,
+            info,
+        })
+    }
+
+    pub fn time_base(&self) -> Rational {
+        Rational::new(self.info.time_base[0], self.info.time_base[1])
+    }
+}
+
+/// Rotation from the stream's display matrix, in degrees, rounded to a multiple of 90.
+fn display_rotation(stream: &format::stream::Stream) -> i32 {
+    for sd in stream.side_data() {
+        if sd.kind() == codec::packet::side_data::Type::DisplayMatrix && sd.data().len() >= 36 {
+            let m: Vec<i32> = sd
+                .data()
+                .chunks_exact(4)
+                .take(9)
+                .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let deg = unsafe { ffmpeg::ffi::av_display_rotation_get(m.as_ptr()) };
+            if deg.is_finite() {
+                let r = ((deg / 90.0).round() as i32 * 90).rem_euclid(360);
+                return r;
+            }
+        }
+    }
+    0
+}
+
+/// The planar 8-bit format frames are redacted and encoded in.
+pub fn working_format(src: Pixel, w: u32, h: u32) -> Pixel {
+    let even = w % 2 == 0 && h % 2 == 0;
+    match src {
+        Pixel::YUV420P | Pixel::YUVJ420P if even => src,
+        Pixel::YUV444P | Pixel::YUVJ444P => src,
+        Pixel::YUVJ420P | Pixel::YUVJ422P => Pixel::YUVJ444P,
+        _ if even => Pixel::YUV420P,
+        _ => Pixel::YUV444P,
+    }
+}
+
+/// Chroma subsampling shift (log2) of a working format.
+pub fn chroma_shift(fmt: Pixel) -> (u32, u32) {
+    match fmt {
+        Pixel::YUV420P | Pixel::YUVJ420P => (1, 1),
+        _ => (0, 0),
+    }
+}
+
+/// Makes a frame's buffers private so writing into it cannot corrupt decoder references.
+pub fn make_writable(f: &mut frame::Video) -> Result<()> {
+    let r = unsafe { ffmpeg::ffi::av_frame_make_writable(f.as_mut_ptr()) };
+    if r < 0 {
+        return Err(VeilError::ffmpeg(
+            "make frame writable",
+            ffmpeg::Error::from(r),
+        ));
+    }
+    Ok(())
+}
+
+/// Encoder settings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EncodeConfig {
+    pub codec: String,
+    pub crf: u8,
+    pub preset: String,
+    pub keep_audio: bool,
+}
+
+impl Default for EncodeConfig {
+    fn default() -> Self {
+        EncodeConfig {
+            codec: "libx264".into(),
+            crf: 18,
+            preset: "veryfast".into(),
+            keep_audio: true,
+        }
+    }
+}
+
+impl EncodeConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.crf > 51 {
+            return Err(VeilError::Config(format!(
+                "--crf must be 0..51, got {}",
+                self.crf
+            )));
+        }
+        const PRESETS: [&str; 10] = [
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+            "placebo",
+        ];
+        if !PRESETS.contains(&self.preset.as_str()) {
+            return Err(VeilError::Config(format!(
+                "--preset must be one of {}, got '{}'",
+                PRESETS.join(", "),
+                self.preset
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A copied (not re-encoded) input stream.
+struct CopiedStream {
+    in_index: usize,
+    out_index: usize,
+    in_tb: Rational,
+    out_tb: Rational,
+    last_dts: Option<i64>,
+}
+
+/// The muxer with the video encoder and the copied audio streams.
+pub struct Output {
+    octx: format::context::Output,
+    encoder: ffmpeg::encoder::Video,
+    video_out: usize,
+    enc_tb: Rational,
+    video_tb: Rational,
+    copied: Vec<CopiedStream>,
+    /// Frame durations by pts, so each encoded packet gets its frame's duration.
+    durations: std::collections::HashMap<i64, i64>,
+    pub packets_written: u64,
+}
+
+/// The container format for an output path, from its extension.
+pub fn container_for(path: &Path) -> Result<&'static str> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    Ok(match ext.as_str() {
+        "mp4" | "m4v" => "mp4",
+        "mov" => "mov",
+        "mkv" => "matroska",
+        "avi" => "avi",
+        _ => {
+            return Err(VeilError::Config(format!(
+                "output must end in .mp4, .m4v, .mov, .mkv or .avi, got '{}'",
+                path.display()
+            )))
+        }
+    })
+}
+
+impl Output {
+    /// Creates `tmp_path` (muxed as `container`) with an encoder matching `input`.
+    pub fn create(
+        tmp_path: &Path,
+        container: &str,
+        input: &Input,
+        fmt: Pixel,
+        cfg: &EncodeConfig,
+    ) -> Result<Output> {
+        let ferr = |c: &str| {
+            let c = c.to_string();
+            move |e: ffmpeg::Error| VeilError::ffmpeg(c.clone(), e)
+        };
+        let mut octx = format::output_as(&tmp_path, container).map_err(|e| VeilError::Io {
+            context: "cannot create output",
+            path: tmp_path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
+        let codec = ffmpeg::encoder::find_by_name(&cfg.codec).ok_or_else(|| {
+            VeilError::Config(format!("video encoder '{}' is not available in this FFmpeg", cfg.codec))
+        })?;
+        let in_stream = input
+            .ictx
+            .stream(input.video_index)
+            .ok_or_else(|| VeilError::ffmpeg("input", "video stream vanished"))?;
+        let tb = input.time_base();
+        let fr = Rational::new(input.info.frame_rate[0], input.info.frame_rate[1]);
+
+        let mut enc = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(ferr("video encoder"))?;
+        enc.set_width(input.info.width);
+        enc.set_height(input.info.height);
+        enc.set_format(fmt);
+        enc.set_time_base(tb);
+        enc.set_frame_rate(Some(fr));
+        enc.set_aspect_ratio(input.decoder.aspect_ratio());
+        enc.set_color_range(input.decoder.color_range());
+        enc.set_colorspace(input.decoder.color_space());
+        if global_header {
+            enc.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
+        let mut opts = Dictionary::new();
+        opts.set("crf", &cfg.crf.to_string());
+        opts.set("preset", &cfg.preset);
+        let encoder = enc.open_with(opts).map_err(ferr("open video encoder"))?;
+
+        let video_out;
+        {
+            let mut ost = octx.add_stream(codec).map_err(ferr("add video stream"))?;
+            ost.set_parameters(&encoder);
+            ost.set_time_base(tb);
+            ost.set_avg_frame_rate(fr);
+            ost.set_metadata(in_stream.metadata().to_owned());
+            video_out = ost.index();
+            // Keep the display matrix (rotation) as side data on the output stream.
+            for sd in in_stream.side_data() {
+                if sd.kind() == codec::packet::side_data::Type::DisplayMatrix {
+                    unsafe {
+                        let data = sd.data();
+                        let dst = ffmpeg::ffi::av_stream_new_side_data(
+                            ost.as_mut_ptr(),
+                            ffmpeg::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                            data.len(),
+                        );
+                        if !dst.is_null() {
+                            std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
+                        }
+                    }
+                }
+            }
+        }
+
+        let mut copied = Vec::new();
+        if cfg.keep_audio {
+            for s in input.ictx.streams() {
+                if s.parameters().medium() != media::Type::Audio {
+                    continue;
+                }
+                let mut ost = octx
+                    .add_stream(ffmpeg::encoder::find(codec::Id::None))
+                    .map_err(ferr("add audio stream"))?;
+                ost.set_parameters(s.parameters());
+                unsafe {
+                    (*ost.parameters().as_mut_ptr()).codec_tag = 0;
+                }
+                ost.set_time_base(s.time_base());
+                ost.set_metadata(s.metadata().to_owned());
+                copied.push(CopiedStream {
+                    in_index: s.index(),
+                    out_index: ost.index(),
+                    in_tb: s.time_base(),
+                    out_tb: s.time_base(),
+                    last_dts: None,
+                });
+            }
+        }
+        octx.set_metadata(input.ictx.metadata().to_owned());
+        octx.write_header().map_err(|e| VeilError::Io {
+            context: "cannot write output header",
+            path: tmp_path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let video_tb = octx
+            .stream(video_out)
+            .map(|s| s.time_base())
+            .unwrap_or(tb);
+        for c in &mut copied {
+            if let Some(s) = octx.stream(c.out_index) {
+                c.out_tb = s.time_base();
+            }
+        }
+        Ok(Output {
+            octx,
+            encoder,
+            video_out,
+            enc_tb: tb,
+            video_tb,
+            copied,
+            durations: Default::default(),
+            packets_written: 0,
+        })
+    }
+
+    /// Input stream indices whose packets are copied.
+    pub fn copied_streams(&self) -> Vec<usize> {
+        self.copied.iter().map(|c| c.in_index).collect()
+    }
+
+    /// Encodes one frame; `pts` and `duration` are in the input stream's time base.
+    pub fn encode(&mut self, f: &mut frame::Video, pts: i64, duration: i64) -> Result<()> {
+        f.set_pts(Some(pts));
+        f.set_kind(ffmpeg::picture::Type::None);
+        self.durations.insert(pts, duration.max(1));
+        self.encoder
+            .send_frame(f)
+            .map_err(|e| VeilError::ffmpeg("encode", e))?;
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        let mut pkt = Packet::empty();
+        while self.encoder.receive_packet(&mut pkt).is_ok() {
+            if let Some(d) = pkt.pts().and_then(|p| self.durations.remove(&p)) {
+                pkt.set_duration(d);
+            }
+            pkt.set_stream(self.video_out);
+            pkt.rescale_ts(self.enc_tb, self.video_tb);
+            pkt.write_interleaved(&mut self.octx)
+                .map_err(|e| VeilError::ffmpeg("write video packet", e))?;
+            self.packets_written += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes a copied packet from input stream `in_index` unchanged (timestamps rescaled only).
+    pub fn copy_packet(&mut self, in_index: usize, mut pkt: Packet) -> Result<()> {
+        let Some(c) = self.copied.iter_mut().find(|c| c.in_index == in_index) else {
+            return Ok(());
+        };
+        // A muxer rejects non-increasing dts; such a packet is damaged input, not ours to fix.
+        if let (Some(prev), Some(d)) = (c.last_dts, pkt.dts()) {
+            if d < prev {
+                return Err(VeilError::ffmpeg(
+                    "copy audio",
+                    format!("audio stream {in_index} has timestamps going backwards ({prev} then {d})"),
+                ));
+            }
+        }
+        c.last_dts = pkt.dts().or(c.last_dts);
+        pkt.set_stream(c.out_index);
+        pkt.rescale_ts(c.in_tb, c.out_tb);
+        pkt.set_position(-1);
+        pkt.write_interleaved(&mut self.octx)
+            .map_err(|e| VeilError::ffmpeg("write audio packet", e))?;
+        Ok(())
+    }
+
+    /// Flushes the encoder and writes the trailer; returns the video packets written.
+    pub fn finish(mut self) -> Result<u64> {
+        self.encoder
+            .send_eof()
+            .map_err(|e| VeilError::ffmpeg("flush encoder", e))?;
+        self.drain()?;
+        self.octx
+            .write_trailer()
+            .map_err(|e| VeilError::ffmpeg("write trailer", e))?;
+        Ok(self.packets_written)
+    }
+}
+
+/// Converts frames to packed RGB24 at a given size, for the detectors.
+pub struct RgbScaler {
+    ctx: Option<(ffmpeg::software::scaling::Context, Pixel, u32, u32, u32, u32)>,
+    out: frame::Video,
+}
+
+impl Default for RgbScaler {
+    fn default() -> Self {
+        RgbScaler {
+            ctx: None,
+            out: frame::Video::empty(),
+        }
+    }
+}
+
+impl RgbScaler {
+    /// Scales `src` to `w`x`h` RGB24; returns the buffer and its stride.
+    pub fn run(&mut self, src: &frame::Video, w: u32, h: u32) -> Result<(&[u8], usize)> {
+        let key = (src.format(), src.width(), src.height(), w, h);
+        let stale = match &self.ctx {
+            Some((_, f, sw, sh, dw, dh)) => (*f, *sw, *sh, *dw, *dh) != key,
+            None => true,
+        };
+        if stale {
+            let ctx = ffmpeg::software::scaling::Context::get(
+                key.0,
+                key.1,
+                key.2,
+                Pixel::RGB24,
+                w,
+                h,
+                ffmpeg::software::scaling::Flags::BILINEAR,
+            )
+            .map_err(|e| VeilError::ffmpeg("create scaler", e))?;
+            self.ctx = Some((ctx, key.0, key.1, key.2, w, h));
+            self.out = frame::Video::new(Pixel::RGB24, w, h);
+        }
+        let (ctx, ..) = self.ctx.as_mut().expect("scaler set above");
+        ctx.run(src, &mut self.out)
+            .map_err(|e| VeilError::ffmpeg("scale frame", e))?;
+        let stride = self.out.stride(0);
+        Ok((self.out.data(0), stride))
+    }
+}
+
+/// Converts decoded frames into the working format (same size).
+pub struct FormatConverter {
+    ctx: Option<ffmpeg::software::scaling::Context>,
+    key: (Pixel, u32, u32),
+    pub target: Pixel,
+}
+
+impl FormatConverter {
+    pub fn new(target: Pixel) -> Self {
+        FormatConverter {
+            ctx: None,
+            key: (Pixel::None, 0, 0),
+            target,
+        }
+    }
+
+    /// Returns the frame in the working format at the first frame's size (a size change is an
+    /// error: the encoder was opened for one size).
+    pub fn convert(&mut self, f: frame::Video, w: u32, h: u32) -> Result<frame::Video> {
+        if f.format() == self.target && f.width() == w && f.height() == h {
+            return Ok(f);
+        }
+        if f.width() != w || f.height() != h {
+            return Err(VeilError::ffmpeg(
+                "decode",
+                format!(
+                    "frame size changed mid-stream from {w}x{h} to {}x{}; veil does not re-scale footage",
+                    f.width(),
+                    f.height()
+                ),
+            ));
+        }
+        let key = (f.format(), f.width(), f.height());
+        if self.ctx.is_none() || self.key != key {
+            self.ctx = Some(
+                ffmpeg::software::scaling::Context::get(
+                    key.0,
+                    key.1,
+                    key.2,
+                    self.target,
+                    w,
+                    h,
+                    ffmpeg::software::scaling::Flags::BICUBIC,
+                )
+                .map_err(|e| VeilError::ffmpeg("create converter", e))?,
+            );
+            self.key = key;
+        }
+        let mut out = frame::Video::new(self.target, w, h);
+        self.ctx
+            .as_mut()
+            .expect("set above")
+            .run(&f, &mut out)
+            .map_err(|e| VeilError::ffmpeg("convert frame", e))?;
+        out.set_pts(f.timestamp());
+        Ok(out)
+    }
+}
+
+/// An 8-bit grey image.
+#[derive(Debug, Clone)]
+pub struct Gray {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+/// Decodes the frames whose indices (in presentation order, 0-based) are in `wanted`, as grey
+/// images. Used by the evaluation tool; it never skips a frame silently.
+pub fn decode_gray_frames(
+    path: &Path,
+    wanted: &std::collections::BTreeSet<u64>,
+) -> Result<std::collections::BTreeMap<u64, Gray>> {
+    let mut input = Input::open(path, 2)?;
+    let (w, h) = (input.info.width, input.info.height);
+    let mut scaler: Option<ffmpeg::software::scaling::Context> = None;
+    let mut out = std::collections::BTreeMap::new();
+    let mut index: u64 = 0;
+    let mut decoded = frame::Video::empty();
+    let mut gray = frame::Video::empty();
+    let mut take = |dec: &mut ffmpeg::decoder::Video,
+                    out: &mut std::collections::BTreeMap<u64, Gray>,
+                    index: &mut u64|
+     -> Result<()> {
+        while dec.receive_frame(&mut decoded).is_ok() {
+            if wanted.contains(index) {
+                if scaler.is_none() {
+                    scaler = Some(
+                        ffmpeg::software::scaling::Context::get(
+                            decoded.format(),
+                            w,
+                            h,
+                            Pixel::GRAY8,
+                            w,
+                            h,
+                            ffmpeg::software::scaling::Flags::POINT,
+                        )
+                        .map_err(|e| VeilError::ffmpeg("create scaler", e))?,
+                    );
+                }
+                scaler
+                    .as_mut()
+                    .expect("set")
+                    .run(&decoded, &mut gray)
+                    .map_err(|e| VeilError::ffmpeg("scale", e))?;
+                let stride = gray.stride(0);
+                let mut data = Vec::with_capacity(w as usize * h as usize);
+                for y in 0..h as usize {
+                    data.extend_from_slice(&gray.data(0)[y * stride..y * stride + w as usize]);
+                }
+                out.insert(
+                    *index,
+                    Gray {
+                        width: w as usize,
+                        height: h as usize,
+                        data,
+                    },
+                );
+            }
+            *index += 1;
+        }
+        Ok(())
+    };
+    let vi = input.video_index;
+    let mut pkt = Packet::empty();
+    loop {
+        match pkt.read(&mut input.ictx) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => return Err(VeilError::ffmpeg("demux", e)),
+        }
+        if pkt.stream() == vi {
+            input
+                .decoder
+                .send_packet(&pkt)
+                .map_err(|e| VeilError::ffmpeg("decode", e))?;
+            take(&mut input.decoder, &mut out, &mut index)?;
+        }
+    }
+    input
+        .decoder
+        .send_eof()
+        .map_err(|e| VeilError::ffmpeg("decode", e))?;
+    take(&mut input.decoder, &mut out, &mut index)?;
+    Ok(out)
+}
