@@ -1,0 +1,44 @@
+# veil: the two quick-start commands are `make demo` and `make test`.
+# Both run the idempotent setup first (apt packages, pinned ONNX Runtime and models).
+SHELL := /bin/bash
+CARGO ?= cargo
+VEIL := target/release/veil
+DEMO_IN ?= fixtures/face_720p.mp4
+DEMO_OUT ?= out/demo
+
+.PHONY: all setup build demo test lint unit eval bench clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found; install a Rust toolchain (rustup, Rust >= 1.80)" >&2; exit 1; }
+	$(CARGO) build --release --locked
+
+# Redact the bundled sample: video with audio, plus a still image.
+demo: build
+	$(VEIL) models
+	$(VEIL) redact $(DEMO_IN) -o $(DEMO_OUT)/face_720p.redacted.mp4
+	$(VEIL) redact fixtures/astronaut.png -o $(DEMO_OUT)/astronaut.redacted.png
+	@echo "demo: outputs and audit records in $(DEMO_OUT)/"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+unit: setup
+	$(CARGO) test --release --locked
+
+# The README's test command: lint, then every test (evaluation tests on ../shared/data run when
+# it is present and say they are skipped otherwise).
+test: setup lint unit
+
+# Recall on the labelled media in ../shared/data (or VEIL_DATA).
+eval: build
+	$(VEIL) eval --data $${VEIL_DATA:-../shared/data}
+
+clean:
+	$(CARGO) clean
+	rm -rf out
