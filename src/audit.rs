@@ -101,8 +101,13 @@ impl TrackLog {
         t.last_frame = frame;
         t.last_time_s = time_s;
         t.frames += 1;
-        t.boxes
-            .push([frame as i64, b[0] as i64, b[1] as i64, b[2] as i64, b[3] as i64]);
+        t.boxes.push([
+            frame as i64,
+            b[0] as i64,
+            b[1] as i64,
+            b[2] as i64,
+            b[3] as i64,
+        ]);
     }
 
     pub fn set_detections(&mut self, id: u32, detected: u64, max_score: f32) {

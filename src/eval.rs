@@ -116,7 +116,9 @@ impl Report {
                 m.fp_area
                     .map(|v| format!("{:.2}%", v * 100.0))
                     .unwrap_or_else(|| "-".into()),
-                m.fps.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+                m.fps
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_else(|| "-".into()),
             );
         }
         s
@@ -287,7 +289,8 @@ pub fn find_labels(data: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).map_err(|e| VeilError::io("cannot list labels", &dir, e))?;
+        let rd =
+            std::fs::read_dir(&dir).map_err(|e| VeilError::io("cannot list labels", &dir, e))?;
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -326,7 +329,8 @@ pub fn run_dataset(
         None
     };
     for lp in find_labels(data)? {
-        let text = std::fs::read_to_string(&lp).map_err(|e| VeilError::io("cannot read", &lp, e))?;
+        let text =
+            std::fs::read_to_string(&lp).map_err(|e| VeilError::io("cannot read", &lp, e))?;
         let label: LabelFile = serde_json::from_str(&text).map_err(|e| VeilError::Input {
             path: lp.clone(),
             msg: format!("bad label file ({e})"),
@@ -351,7 +355,13 @@ pub fn run_dataset(
                 (out, Some(a), Some(s.fps))
             }
         };
-        let mut rep = score_media(&label, &media, &redacted, audit.as_ref(), opts.redact.mask_scale)?;
+        let mut rep = score_media(
+            &label,
+            &media,
+            &redacted,
+            audit.as_ref(),
+            opts.redact.mask_scale,
+        )?;
         rep.fps = fps;
         report.media.push(rep);
     }

@@ -45,7 +45,11 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
 
 /// Detects faces (several widths) and plates (whole image plus overlapping tiles on large
 /// images) in an RGB image. Boxes are in image pixels.
-pub fn detect_image(img: &RgbImage, opts: &RedactOptions, dets: &mut Detectors) -> Result<Vec<Detection>> {
+pub fn detect_image(
+    img: &RgbImage,
+    opts: &RedactOptions,
+    dets: &mut Detectors,
+) -> Result<Vec<Detection>> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let full = Rgb::new(w, h, w * 3, img.as_raw())?;
     let mut found = Vec::new();
@@ -104,7 +108,12 @@ fn run_scaled(
     let resized = if (dw, dh) == (src.width, src.height) {
         tile
     } else {
-        image::imageops::resize(&tile, dw as u32, dh as u32, image::imageops::FilterType::Triangle)
+        image::imageops::resize(
+            &tile,
+            dw as u32,
+            dh as u32,
+            image::imageops::FilterType::Triangle,
+        )
     };
     let img = Rgb::new(dw, dh, dw * 3, resized.as_raw())?;
     let sx = src.width as f32 / dw as f32;
@@ -132,7 +141,14 @@ pub fn redact_rgb(img: &mut RgbImage, boxes: &[Detection], opts: &RedactOptions)
             height: h,
             channels: 3,
         };
-        redact::redact_plane(&mut plane, &region, shape, opts.redact.style, &[0, 0, 0], &mut scratch);
+        redact::redact_plane(
+            &mut plane,
+            &region,
+            shape,
+            opts.redact.style,
+            &[0, 0, 0],
+            &mut scratch,
+        );
     }
 }
 
@@ -220,6 +236,6 @@ pub fn redact_image(
         redacted_frames: (!found.is_empty()) as u64,
         seconds,
         fps: 1.0 / seconds.max(1e-9),
+        timing: Default::default(),
     })
 }
-

@@ -263,10 +263,8 @@ mod tests {
     fn bad_hash_in_manifest_is_rejected() {
         let bad = MANIFEST_TOML.replacen("sha256 = \"", "sha256 = \"zz", 1);
         // The first sha256 key might belong to a runtime file; make sure at least one model breaks.
-        let res = Manifest::parse(&bad.replace(
-            &Manifest::builtin().unwrap().models[0].sha256,
-            "nothex",
-        ));
+        let res =
+            Manifest::parse(&bad.replace(&Manifest::builtin().unwrap().models[0].sha256, "nothex"));
         assert!(res.is_err());
     }
 

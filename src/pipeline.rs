@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::{frame, Packet};
+use ffmpeg_next as ffmpeg;
 use serde::Serialize;
 
 use crate::audit::{self, AuditRecord, DamagedSpan, FileRecord, ModelRecord, TrackLog};
@@ -19,7 +19,6 @@ use crate::redact::{self, Plane, RedactConfig};
 use crate::track::{TrackConfig, Tracker};
 use crate::util::sha256_file;
 use crate::video::{self, EncodeConfig, Input, Output, RgbScaler};
-
 
 /// Everything a redaction run can be told.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +71,10 @@ impl Default for RedactOptions {
 
 impl RedactOptions {
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("--thresh", self.thresh), ("--plate-thresh", self.plate_thresh)] {
+        for (name, v) in [
+            ("--thresh", self.thresh),
+            ("--plate-thresh", self.plate_thresh),
+        ] {
             if !(0.01..=0.99).contains(&v) {
                 return Err(VeilError::Config(format!(
                     "{name} must be between 0.01 and 0.99, got {v}"
@@ -191,7 +193,10 @@ fn detect_scaled(
         .detect(&img, thresh)?
         .into_iter()
         .map(|mut d| {
-            d.bbox = d.bbox.map(sx, sy, 0.0, 0.0).clip(frame_w as f32, frame_h as f32);
+            d.bbox = d
+                .bbox
+                .map(sx, sy, 0.0, 0.0)
+                .clip(frame_w as f32, frame_h as f32);
             d
         })
         .filter(|d| d.bbox.is_valid())
@@ -211,6 +216,20 @@ pub struct RedactSummary {
     pub redacted_frames: u64,
     pub seconds: f64,
     pub fps: f64,
+    /// Seconds spent in each stage on the detect thread.
+    pub timing: StageTiming,
+}
+
+/// Where the detect thread's time went.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageTiming {
+    pub face_detect_s: f64,
+    pub plate_detect_s: f64,
+    pub redact_s: f64,
+    /// Waiting for decoded frames (decode is the bottleneck when this is large).
+    pub wait_decode_s: f64,
+    /// Waiting for the encoder to take frames.
+    pub wait_encode_s: f64,
 }
 
 /// Progress reporting hook: called with (frames done, expected total if known).
@@ -266,7 +285,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// Checks input and output paths before any work: the input must be a readable file, the
 /// output must not be the input, and the output folder must exist or be creatable.
 pub fn check_paths(input: &Path, output: &Path) -> Result<()> {
-    let meta = std::fs::metadata(input).map_err(|e| VeilError::io("cannot open input", input, e))?;
+    let meta =
+        std::fs::metadata(input).map_err(|e| VeilError::io("cannot open input", input, e))?;
     if meta.is_dir() {
         return Err(VeilError::Input {
             path: input.to_path_buf(),
@@ -365,8 +385,8 @@ pub fn redact_video(
     let default_dur = {
         // One frame at the stream's frame rate, in time-base ticks.
         let fr = info.frame_rate;
-        let ticks = (tb.denominator() as f64 * fr[1] as f64)
-            / (tb.numerator() as f64 * fr[0] as f64);
+        let ticks =
+            (tb.denominator() as f64 * fr[1] as f64) / (tb.numerator() as f64 * fr[0] as f64);
         (ticks.round() as i64).max(1)
     };
     let guard = TempGuard::new(temp_path_for(output));
@@ -387,7 +407,15 @@ pub fn redact_video(
 
     let tb_f = f64::from(tb);
     let mut stage = DetectStage::new(opts, w as usize, h as usize, work_fmt);
-    let result = stage.run(dets, dec_rx, &enc_tx, default_dur, tb_f, progress, info.frames_hint);
+    let result = stage.run(
+        dets,
+        dec_rx,
+        &enc_tx,
+        default_dur,
+        tb_f,
+        progress,
+        info.frames_hint,
+    );
     drop(enc_tx);
     let enc_result = encode_thread
         .join()
@@ -462,6 +490,7 @@ pub fn redact_video(
         redacted_frames: frames.redacted_frames,
         seconds,
         fps: frames.frames_out as f64 / seconds.max(1e-9),
+        timing: frames.timing,
     })
 }
 
@@ -491,7 +520,8 @@ fn decode_loop(
                 Ok(()) => {
                     let corrupt = unsafe {
                         let f = decoded.as_ptr();
-                        (*f).decode_error_flags != 0 || ((*f).flags & ffmpeg::ffi::AV_FRAME_FLAG_CORRUPT) != 0
+                        (*f).decode_error_flags != 0
+                            || ((*f).flags & ffmpeg::ffi::AV_FRAME_FLAG_CORRUPT) != 0
                     };
                     let pts = decoded.timestamp();
                     if corrupt && !allow_damaged {
@@ -505,7 +535,10 @@ fn decode_loop(
                     let f = std::mem::replace(&mut decoded, frame::Video::empty());
                     let f = conv.convert(f, w, h)?;
                     *frames += 1;
-                    if tx.send(Ok(DecMsg::Frame(f, pts.unwrap_or(i64::MIN), corrupt))).is_err() {
+                    if tx
+                        .send(Ok(DecMsg::Frame(f, pts.unwrap_or(i64::MIN), corrupt)))
+                        .is_err()
+                    {
                         return Ok(false);
                     }
                 }
@@ -513,7 +546,10 @@ fn decode_loop(
                 Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(true),
                 Err(e) => {
                     if allow_damaged {
-                        let _ = tx.send(Ok(DecMsg::Damaged { pts: None, reason: e.to_string() }));
+                        let _ = tx.send(Ok(DecMsg::Damaged {
+                            pts: None,
+                            reason: e.to_string(),
+                        }));
                         return Ok(true);
                     }
                     return Err(VeilError::Frame {
@@ -562,9 +598,14 @@ fn decode_loop(
                     } else {
                         return Err(VeilError::Frame {
                             frame: frames,
-                            time: pkt.pts().map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                            time: pkt
+                                .pts()
+                                .map(|p| p.to_string())
+                                .unwrap_or_else(|| "?".into()),
                             stage: "decode",
-                            msg: format!("{e}; re-run with --allow-damaged to skip undecodable frames"),
+                            msg: format!(
+                                "{e}; re-run with --allow-damaged to skip undecodable frames"
+                            ),
                         });
                     }
                 }
@@ -614,6 +655,7 @@ struct StageResult {
     damaged: Vec<DamagedSpan>,
     fixups: u64,
     tracks: Vec<audit::TrackRecord>,
+    timing: StageTiming,
 }
 
 /// Detection, tracking and redaction for one video.
@@ -627,6 +669,7 @@ struct DetectStage<'o> {
     scaler: RgbScaler,
     scratch: Vec<u8>,
     log: TrackLog,
+    timing: StageTiming,
 }
 
 impl<'o> DetectStage<'o> {
@@ -641,19 +684,31 @@ impl<'o> DetectStage<'o> {
             scaler: RgbScaler::default(),
             scratch: Vec::new(),
             log: TrackLog::default(),
+            timing: StageTiming::default(),
         }
     }
 
     fn lookahead(&self) -> u64 {
         let f = self.faces.config();
         let p = self.plates.config();
-        [f.max_gap + 1, f.extend_before, p.max_gap + 1, p.extend_before]
-            .into_iter()
-            .max()
-            .unwrap_or(1) as u64
+        [
+            f.max_gap + 1,
+            f.extend_before,
+            p.max_gap + 1,
+            p.extend_before,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1) as u64
     }
 
-    fn detect(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64, force_plate: bool) -> Result<()> {
+    fn detect(
+        &mut self,
+        dets: &mut Detectors,
+        f: &frame::Video,
+        index: u64,
+        force_plate: bool,
+    ) -> Result<()> {
         let (w, h) = (self.w, self.h);
         let opts = self.opts;
         let scaler = &mut self.scaler;
@@ -661,7 +716,15 @@ impl<'o> DetectStage<'o> {
             let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
             Ok((buf.to_vec(), stride))
         };
-        let mut found = detect_scaled(&mut dets.face, w, h, opts.detect_width, opts.thresh, &mut rgb_at)?;
+        let t0 = Instant::now();
+        let mut found = detect_scaled(
+            &mut dets.face,
+            w,
+            h,
+            opts.detect_width,
+            opts.thresh,
+            &mut rgb_at,
+        )?;
         if opts.hires_width > opts.detect_width
             && w >= 2 * opts.detect_width
             && index % opts.hires_every as u64 == 0
@@ -677,10 +740,13 @@ impl<'o> DetectStage<'o> {
             found = nms(found, 0.3);
         }
         self.faces.update(index, Class::Face, &found);
+        let t1 = Instant::now();
+        self.timing.face_detect_s += (t1 - t0).as_secs_f64();
         if let Some(pd) = dets.plate.as_mut() {
             if index % opts.plate_every as u64 == 0 || force_plate {
                 let found = detect_scaled(pd, w, h, 0, opts.plate_thresh, &mut rgb_at)?;
                 self.plates.update(index, Class::Plate, &found);
+                self.timing.plate_detect_s += t1.elapsed().as_secs_f64();
             }
         }
         Ok(())
@@ -702,17 +768,58 @@ impl<'o> DetectStage<'o> {
         let time_s = p.pts as f64 * tb;
         for (id, class, b) in boxes {
             self.log.add(id, class, p.index, time_s, b.to_xywh_i32());
-            let (region, shape) = self.opts.redact.region(class, &b, self.w as f32, self.h as f32);
+            let (region, shape) = self
+                .opts
+                .redact
+                .region(class, &b, self.w as f32, self.h as f32);
             for plane_i in 0..3 {
-                let (div_x, div_y) = if plane_i == 0 { (1.0, 1.0) } else { ((1 << sx) as f32, (1 << sy) as f32) };
-                let pw = if plane_i == 0 { self.w } else { self.w.div_ceil(1 << sx) };
-                let ph = if plane_i == 0 { self.h } else { self.h.div_ceil(1 << sy) };
+                let (div_x, div_y) = if plane_i == 0 {
+                    (1.0, 1.0)
+                } else {
+                    ((1 << sx) as f32, (1 << sy) as f32)
+                };
+                let pw = if plane_i == 0 {
+                    self.w
+                } else {
+                    self.w.div_ceil(1 << sx)
+                };
+                let ph = if plane_i == 0 {
+                    self.h
+                } else {
+                    self.h.div_ceil(1 << sy)
+                };
                 let stride = p.frame.stride(plane_i);
-                let fill = if plane_i == 0 { if full_range { 0 } else { 16 } } else { 128 };
+                let fill = if plane_i == 0 {
+                    if full_range {
+                        0
+                    } else {
+                        16
+                    }
+                } else {
+                    128
+                };
                 let data = p.frame.data_mut(plane_i);
-                let mut plane = Plane { data, stride, width: pw, height: ph, channels: 1 };
-                let r = BBox::new(region.x1 / div_x, region.y1 / div_y, region.x2 / div_x, region.y2 / div_y);
-                redact::redact_plane(&mut plane, &r, shape, self.opts.redact.style, &[fill], &mut self.scratch);
+                let mut plane = Plane {
+                    data,
+                    stride,
+                    width: pw,
+                    height: ph,
+                    channels: 1,
+                };
+                let r = BBox::new(
+                    region.x1 / div_x,
+                    region.y1 / div_y,
+                    region.x2 / div_x,
+                    region.y2 / div_y,
+                );
+                redact::redact_plane(
+                    &mut plane,
+                    &r,
+                    shape,
+                    self.opts.redact.style,
+                    &[fill],
+                    &mut self.scratch,
+                );
             }
         }
         Ok(true)
@@ -742,14 +849,31 @@ impl<'o> DetectStage<'o> {
         let enc_closed = || VeilError::ffmpeg("encode", "encoder stopped early");
 
         // Sends finished frames (all but the last `keep`) to the encoder.
-        let flush = |this: &mut Self, window: &mut VecDeque<Pending>, keep: usize, out_frames: &mut u64, redacted: &mut u64, last_dur: &mut i64| -> Result<()> {
+        let flush = |this: &mut Self,
+                     window: &mut VecDeque<Pending>,
+                     keep: usize,
+                     out_frames: &mut u64,
+                     redacted: &mut u64,
+                     last_dur: &mut i64|
+         -> Result<()> {
             while window.len() > keep {
                 let mut p = window.pop_front().expect("len checked");
-                let dur = window.front().map(|n| n.pts - p.pts).unwrap_or(*last_dur).max(1);
+                let dur = window
+                    .front()
+                    .map(|n| n.pts - p.pts)
+                    .unwrap_or(*last_dur)
+                    .max(1);
                 *last_dur = dur;
-                let did = this.redact(&mut p, tb).map_err(|e| frame_err(p.index, p.pts, tb, "redact", e))?;
+                let t0 = Instant::now();
+                let did = this
+                    .redact(&mut p, tb)
+                    .map_err(|e| frame_err(p.index, p.pts, tb, "redact", e))?;
+                let t1 = Instant::now();
+                this.timing.redact_s += (t1 - t0).as_secs_f64();
                 *redacted += did as u64;
-                enc.send(EncMsg::Frame(p.frame, p.pts, dur)).map_err(|_| enc_closed())?;
+                enc.send(EncMsg::Frame(p.frame, p.pts, dur))
+                    .map_err(|_| enc_closed())?;
+                this.timing.wait_encode_s += t1.elapsed().as_secs_f64();
                 *out_frames += 1;
                 if let Some(cb) = progress {
                     cb(*out_frames, total);
@@ -758,12 +882,16 @@ impl<'o> DetectStage<'o> {
             Ok(())
         };
 
-        for msg in rx.iter() {
+        let mut wait = Instant::now();
+        while let Ok(msg) = rx.recv() {
+            self.timing.wait_decode_s += wait.elapsed().as_secs_f64();
             if cancel::requested() {
                 return Err(VeilError::Interrupted);
             }
             match msg? {
-                DecMsg::Packet(si, p) => enc.send(EncMsg::Packet(si, p)).map_err(|_| enc_closed())?,
+                DecMsg::Packet(si, p) => {
+                    enc.send(EncMsg::Packet(si, p)).map_err(|_| enc_closed())?
+                }
                 DecMsg::Damaged { pts, reason } => damaged.push(DamagedSpan {
                     before_frame: next_index,
                     time_s: pts.map(|p| p as f64 * tb).unwrap_or(f64::NAN).max(0.0),
@@ -787,16 +915,34 @@ impl<'o> DetectStage<'o> {
                     if index % self.opts.plate_every as u64 == 0 {
                         last_plate_frame = Some(index);
                     }
-                    window.push_back(Pending { index, pts, frame: f });
-                    flush(self, &mut window, lookahead as usize, &mut out_frames, &mut redacted, &mut last_dur)?;
+                    window.push_back(Pending {
+                        index,
+                        pts,
+                        frame: f,
+                    });
+                    flush(
+                        self,
+                        &mut window,
+                        lookahead as usize,
+                        &mut out_frames,
+                        &mut redacted,
+                        &mut last_dur,
+                    )?;
                     // Retire tracks that can no longer reach unfinished frames.
                     if let Some(front) = window.front() {
-                        for t in self.faces.retire_before(front.index).into_iter().chain(self.plates.retire_before(front.index)) {
-                            self.log.set_detections(t.id, t.dets.len() as u64, t.max_score());
+                        for t in self
+                            .faces
+                            .retire_before(front.index)
+                            .into_iter()
+                            .chain(self.plates.retire_before(front.index))
+                        {
+                            self.log
+                                .set_detections(t.id, t.dets.len() as u64, t.max_score());
                         }
                     }
                 }
             }
+            wait = Instant::now();
         }
         // The plate model must also see the last frame, so no plate goes unseen at the end.
         if let (Some(pd_last), Some(back)) = (last_plate_frame, window.back()) {
@@ -804,20 +950,35 @@ impl<'o> DetectStage<'o> {
                 let idx = back.index;
                 let pts = back.pts;
                 let f = back.frame.clone();
-                self.detect_plates_only(dets, &f, idx).map_err(|e| frame_err(idx, pts, tb, "detect", e))?;
+                self.detect_plates_only(dets, &f, idx)
+                    .map_err(|e| frame_err(idx, pts, tb, "detect", e))?;
             }
         }
-        flush(self, &mut window, 0, &mut out_frames, &mut redacted, &mut last_dur)?;
+        flush(
+            self,
+            &mut window,
+            0,
+            &mut out_frames,
+            &mut redacted,
+            &mut last_dur,
+        )?;
         let remaining: Vec<_> = std::mem::replace(&mut self.faces, Tracker::new(self.opts.track))
             .into_tracks()
             .into_iter()
-            .chain(std::mem::replace(&mut self.plates, Tracker::new(self.opts.plate_track())).into_tracks())
+            .chain(
+                std::mem::replace(&mut self.plates, Tracker::new(self.opts.plate_track()))
+                    .into_tracks(),
+            )
             .collect();
         for t in remaining {
-            self.log.set_detections(t.id, t.dets.len() as u64, t.max_score());
+            self.log
+                .set_detections(t.id, t.dets.len() as u64, t.max_score());
         }
         if next_index == 0 {
-            return Err(VeilError::ffmpeg("decode", "no video frame could be decoded"));
+            return Err(VeilError::ffmpeg(
+                "decode",
+                "no video frame could be decoded",
+            ));
         }
         Ok(StageResult {
             frames_in: next_index,
@@ -826,11 +987,19 @@ impl<'o> DetectStage<'o> {
             damaged,
             fixups,
             tracks: std::mem::take(&mut self.log).into_records(),
+            timing: self.timing,
         })
     }
 
-    fn detect_plates_only(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64) -> Result<()> {
-        let Some(pd) = dets.plate.as_mut() else { return Ok(()) };
+    fn detect_plates_only(
+        &mut self,
+        dets: &mut Detectors,
+        f: &frame::Video,
+        index: u64,
+    ) -> Result<()> {
+        let Some(pd) = dets.plate.as_mut() else {
+            return Ok(());
+        };
         let (w, h) = (self.w, self.h);
         let scaler = &mut self.scaler;
         let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {

@@ -170,8 +170,59 @@ fn to_rect(b: &BBox, w: usize, h: usize) -> Option<Rect> {
     (x1 > x0 && y1 > y0).then_some(Rect { x0, y0, x1, y1 })
 }
 
-/// Three horizontal then three vertical box passes, edges clamped.
+/// Gaussian-like blur of radius `radius`: three box passes each way. Large radii are run on an
+/// area-averaged copy (at most ~8 px radius there) and scaled back up bilinearly, which gives
+/// the same smooth result at a fraction of the cost.
 fn blur3(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
+    let s = (radius / 6).max(1);
+    if s == 1 {
+        blur3_direct(buf, w, h, ch, radius);
+        return;
+    }
+    let (sw, sh) = (w.div_ceil(s), h.div_ceil(s));
+    let mut small = vec![0u8; sw * sh * ch];
+    for sy in 0..sh {
+        let (y0, y1) = (sy * s, ((sy + 1) * s).min(h));
+        for sx in 0..sw {
+            let (x0, x1) = (sx * s, ((sx + 1) * s).min(w));
+            let n = ((y1 - y0) * (x1 - x0)) as u32;
+            for c in 0..ch {
+                let mut sum = 0u32;
+                for y in y0..y1 {
+                    let row = &buf[(y * w) * ch..];
+                    for x in x0..x1 {
+                        sum += row[x * ch + c] as u32;
+                    }
+                }
+                small[(sy * sw + sx) * ch + c] = ((sum + n / 2) / n) as u8;
+            }
+        }
+    }
+    blur3_direct(&mut small, sw, sh, ch, (radius / s).max(1));
+    // Bilinear upscale, sample centres aligned.
+    let inv = 1.0 / s as f32;
+    for y in 0..h {
+        let fy = ((y as f32 + 0.5) * inv - 0.5).clamp(0.0, (sh - 1) as f32);
+        let y0 = fy as usize;
+        let y1 = (y0 + 1).min(sh - 1);
+        let ty = fy - y0 as f32;
+        for x in 0..w {
+            let fx = ((x as f32 + 0.5) * inv - 0.5).clamp(0.0, (sw - 1) as f32);
+            let x0 = fx as usize;
+            let x1 = (x0 + 1).min(sw - 1);
+            let tx = fx - x0 as f32;
+            for c in 0..ch {
+                let p = |xx: usize, yy: usize| small[(yy * sw + xx) * ch + c] as f32;
+                let top = p(x0, y0) + (p(x1, y0) - p(x0, y0)) * tx;
+                let bot = p(x0, y1) + (p(x1, y1) - p(x0, y1)) * tx;
+                buf[(y * w + x) * ch + c] = (top + (bot - top) * ty).round() as u8;
+            }
+        }
+    }
+}
+
+/// Three horizontal then three vertical box passes, edges clamped.
+fn blur3_direct(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
     let mut line: Vec<u8> = Vec::with_capacity(w.max(h));
     let mut out: Vec<u8> = vec![0; w.max(h)];
     for c in 0..ch {
@@ -246,7 +297,13 @@ mod tests {
 
     fn checker(w: usize, h: usize) -> Vec<u8> {
         (0..w * h)
-            .map(|i| if ((i % w) / 2 + (i / w) / 2) % 2 == 0 { 0 } else { 255 })
+            .map(|i| {
+                if ((i % w) / 2 + (i / w) / 2) % 2 == 0 {
+                    0
+                } else {
+                    255
+                }
+            })
             .collect()
     }
 

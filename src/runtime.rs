@@ -65,6 +65,9 @@ pub fn open_session(model_id: &str, path: &Path, threads: usize) -> Result<Sessi
         .map_err(err)?
         .with_inter_threads(1)
         .map_err(err)?
+        // Spinning workers would steal the cores that decode and encode run on.
+        .with_config_entry("session.intra_op.allow_spinning", "0")
+        .map_err(err)?
         .commit_from_file(path)
         .map_err(|e| VeilError::ort(Some(model_id), e))?;
     Ok(session)

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::{codec, format, frame, media, Dictionary, Packet, Rational};
+use ffmpeg_next as ffmpeg;
 
 use crate::error::{Result, VeilError};
 
@@ -62,7 +62,8 @@ fn input_err(path: &Path, msg: impl Into<String>) -> VeilError {
 impl Input {
     pub fn open(path: &Path, threads: usize) -> Result<Input> {
         init()?;
-        let meta = std::fs::metadata(path).map_err(|e| VeilError::io("cannot open input", path, e))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| VeilError::io("cannot open input", path, e))?;
         if meta.is_dir() {
             return Err(input_err(path, "is a directory, not a media file"));
         }
@@ -311,7 +312,10 @@ impl Output {
         })?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
         let codec = ffmpeg::encoder::find_by_name(&cfg.codec).ok_or_else(|| {
-            VeilError::Config(format!("video encoder '{}' is not available in this FFmpeg", cfg.codec))
+            VeilError::Config(format!(
+                "video encoder '{}' is not available in this FFmpeg",
+                cfg.codec
+            ))
         })?;
         let in_stream = input
             .ictx
@@ -396,10 +400,7 @@ impl Output {
             path: tmp_path.to_path_buf(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let video_tb = octx
-            .stream(video_out)
-            .map(|s| s.time_base())
-            .unwrap_or(tb);
+        let video_tb = octx.stream(video_out).map(|s| s.time_base()).unwrap_or(tb);
         for c in &mut copied {
             if let Some(s) = octx.stream(c.out_index) {
                 c.out_tb = s.time_base();
@@ -458,7 +459,9 @@ impl Output {
             if d < prev {
                 return Err(VeilError::ffmpeg(
                     "copy audio",
-                    format!("audio stream {in_index} has timestamps going backwards ({prev} then {d})"),
+                    format!(
+                        "audio stream {in_index} has timestamps going backwards ({prev} then {d})"
+                    ),
                 ));
             }
         }
@@ -486,7 +489,14 @@ impl Output {
 
 /// Converts frames to packed RGB24 at a given size, for the detectors.
 pub struct RgbScaler {
-    ctx: Option<(ffmpeg::software::scaling::Context, Pixel, u32, u32, u32, u32)>,
+    ctx: Option<(
+        ffmpeg::software::scaling::Context,
+        Pixel,
+        u32,
+        u32,
+        u32,
+        u32,
+    )>,
     out: frame::Video,
 }
 

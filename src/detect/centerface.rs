@@ -79,8 +79,8 @@ impl CenterFace {
         }
         let id = self.id.clone();
         let err = |e: ort::Error| VeilError::ort(Some(&id), e);
-        let input = TensorRef::from_array_view(([1usize, 3, th, tw], self.buf.as_slice()))
-            .map_err(err)?;
+        let input =
+            TensorRef::from_array_view(([1usize, 3, th, tw], self.buf.as_slice())).map_err(err)?;
         let outputs = self
             .session
             .run(ort::inputs![self.input_name.as_str() => input])

@@ -26,7 +26,11 @@ pub struct Rgb<'a> {
 
 impl<'a> Rgb<'a> {
     pub fn new(width: usize, height: usize, stride: usize, data: &'a [u8]) -> Result<Self> {
-        if width == 0 || height == 0 || stride < width * 3 || data.len() < stride * (height - 1) + width * 3 {
+        if width == 0
+            || height == 0
+            || stride < width * 3
+            || data.len() < stride * (height - 1) + width * 3
+        {
             return Err(VeilError::Config(format!(
                 "RGB buffer too small for {width}x{height} (stride {stride}, {} bytes)",
                 data.len()
@@ -85,9 +89,7 @@ impl Detector {
         };
         match family {
             Family::Centerface => Ok(Detector::CenterFace(CenterFace::new(
-                session,
-                &model.id,
-                class,
+                session, &model.id, class,
             )?)),
             Family::Yolo => Ok(Detector::Yolo(Yolo::new(session, &model.id, class)?)),
             Family::SileroVad => Err(VeilError::ModelFormat {

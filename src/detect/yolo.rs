@@ -49,7 +49,10 @@ impl Yolo {
             t => return Err(fmt_err(format!("input type {t:?} is not f32 or f16"))),
         };
         if shape.len() != 4 {
-            return Err(fmt_err(format!("input rank {} is not 4 (NCHW)", shape.len())));
+            return Err(fmt_err(format!(
+                "input rank {} is not 4 (NCHW)",
+                shape.len()
+            )));
         }
         let dim = |v: i64| if v > 0 { v as usize } else { 640 };
         let size = (dim(shape[3]), dim(shape[2]));
@@ -109,14 +112,12 @@ impl Yolo {
             self.buf16.clear();
             self.buf16
                 .extend(self.buf32.iter().map(|&v| f16::from_f32(v)));
-            let input =
-                TensorRef::from_array_view((shape, self.buf16.as_slice())).map_err(err)?;
+            let input = TensorRef::from_array_view((shape, self.buf16.as_slice())).map_err(err)?;
             self.session
                 .run(ort::inputs![self.input_name.as_str() => input])
                 .map_err(err)?
         } else {
-            let input =
-                TensorRef::from_array_view((shape, self.buf32.as_slice())).map_err(err)?;
+            let input = TensorRef::from_array_view((shape, self.buf32.as_slice())).map_err(err)?;
             self.session
                 .run(ort::inputs![self.input_name.as_str() => input])
                 .map_err(err)?
@@ -129,11 +130,12 @@ impl Yolo {
             let (s, d) = out.try_extract_tensor::<f32>().map_err(err)?;
             (s.to_vec(), d.to_vec())
         };
-        let dets = decode(&oshape, &data, self.classes, self.masks, thresh, self.class)
-            .map_err(|msg| VeilError::ModelFormat {
+        let dets = decode(&oshape, &data, self.classes, self.masks, thresh, self.class).map_err(
+            |msg| VeilError::ModelFormat {
                 id: self.id.clone(),
                 msg,
-            })?;
+            },
+        )?;
         let lb = Letterbox { pad_x, pad_y };
         Ok(dets
             .into_iter()
@@ -168,7 +170,9 @@ pub fn decode(
     class: Class,
 ) -> std::result::Result<Vec<Detection>, String> {
     if shape.len() != 3 || shape.iter().any(|&d| d <= 0) {
-        return Err(format!("output shape {shape:?} is not [1, C, N] or [1, N, C]"));
+        return Err(format!(
+            "output shape {shape:?} is not [1, C, N] or [1, N, C]"
+        ));
     }
     let (a, b) = (shape[1] as usize, shape[2] as usize);
     if data.len() < a * b {
@@ -180,7 +184,9 @@ pub fn decode(
         let (c, n) = (a, b);
         let nc = classes.unwrap_or(c.saturating_sub(4 + masks)).max(1);
         if 4 + nc > c {
-            return Err(format!("{c} channels cannot hold 4 box values and {nc} classes"));
+            return Err(format!(
+                "{c} channels cannot hold 4 box values and {nc} classes"
+            ));
         }
         for i in 0..n {
             let score = (0..nc)
@@ -200,11 +206,16 @@ pub fn decode(
         let (n, c) = (a, b);
         let nc = classes.unwrap_or(c.saturating_sub(5 + masks)).max(1);
         if 5 + nc > c {
-            return Err(format!("{c} columns cannot hold 5 box values and {nc} classes"));
+            return Err(format!(
+                "{c} columns cannot hold 5 box values and {nc} classes"
+            ));
         }
         for i in 0..n {
             let row = &data[i * c..(i + 1) * c];
-            let cls = row[5..5 + nc].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let cls = row[5..5 + nc]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
             let score = row[4] * cls;
             if score > thresh {
                 let (cx, cy, w, h) = (row[0], row[1], row[2], row[3]);
@@ -231,8 +242,8 @@ mod tests {
 
     #[test]
     fn decodes_v8_layout() {
-        // 2 anchors, 4 + 1 class + 2 mask channels.
-        let n = 2;
+        // 10 anchors, 4 + 1 class + 2 mask channels.
+        let n = 10;
         let mut d = vec![0.0f32; 7 * n];
         // anchor 1: box at (100, 50) size 20x10 with score 0.8
         d[1] = 100.0;
@@ -241,7 +252,7 @@ mod tests {
         d[3 * n + 1] = 10.0;
         d[4 * n + 1] = 0.8;
         d[4 * n] = 0.1;
-        let out = decode(&[1, 7, 2], &d, None, 2, 0.25, Class::Plate).unwrap();
+        let out = decode(&[1, 7, 10], &d, None, 2, 0.25, Class::Plate).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].bbox, BBox::new(90.0, 45.0, 110.0, 55.0));
         assert_eq!(out[0].class, Class::Plate);
