@@ -341,7 +341,13 @@ pub fn run_dataset(
         let media = data.join(&label.media);
         let file_name = media.file_name().unwrap_or_default().to_os_string();
         let (redacted, audit, fps) = match redacted_dir {
-            Some(d) => (d.join(&file_name), None, None),
+            Some(d) => {
+                let r = d.join(&file_name);
+                if !r.exists() {
+                    continue;
+                }
+                (r, None, None)
+            }
             None => {
                 let out = out_dir.join(&file_name);
                 pipeline::check_paths(&media, &out)?;

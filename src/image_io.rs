@@ -62,28 +62,16 @@ pub fn detect_image(
     let mut found = nms(found, 0.3);
     if let Some(pd) = dets.plate.as_mut() {
         let mut plates = run_scaled(pd, &full, 0, opts.plate_thresh)?;
-        // Tiles of about 2x the model input, overlapping by a quarter, find small plates.
-        let tile = 1280usize;
-        if w > tile || h > tile {
-            let step = tile * 3 / 4;
-            let mut y = 0;
-            loop {
-                let mut x = 0;
-                loop {
-                    let view = full.crop(x, y, tile, tile);
-                    for mut d in run_scaled(pd, &view, 0, opts.plate_thresh)? {
-                        d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
-                        plates.push(d);
-                    }
-                    if x + tile >= w {
-                        break;
-                    }
-                    x += step;
+        // Overlapping tiles find plates too small for the whole-image pass; stills get the
+        // model's native scale (640-pixel tiles) as speed matters less than for video.
+        let tile = if opts.plate_tile == 0 { 0 } else { opts.plate_tile.min(640) };
+        if tile > 0 && w.max(h) > tile {
+            for (x, y, tw, th) in crate::pipeline::tile_grid(w, h, tile) {
+                let view = full.crop(x, y, tw, th);
+                for mut d in run_scaled(pd, &view, 0, opts.plate_thresh)? {
+                    d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
+                    plates.push(d);
                 }
-                if y + tile >= h {
-                    break;
-                }
-                y += step;
             }
         }
         found.extend(nms(plates, 0.45));
@@ -92,7 +80,7 @@ pub fn detect_image(
 }
 
 /// Resizes `src` for the detector (image crate, bilinear) and maps boxes back.
-fn run_scaled(
+pub(crate) fn run_scaled(
     det: &mut crate::detect::Detector,
     src: &Rgb,
     target_width: usize,

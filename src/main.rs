@@ -77,15 +77,20 @@ struct OptArgs {
     /// Width faces are detected at on every frame.
     #[arg(long, default_value_t = 640)]
     detect_width: usize,
-    /// Width of the extra face pass on large frames (0 turns it off).
+    /// Width of the extra face pass for small faces, run on frames over 1.5x the detect width
+    /// (0 turns it off).
     #[arg(long, default_value_t = 1280)]
     hires_width: usize,
     /// Run the extra face pass every N frames.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     hires_every: u32,
-    /// Run the plate model every N frames; tracking covers the frames between.
-    #[arg(long, default_value_t = 5)]
+    /// Run the plate model every N frames; tracking covers the frames between
+    /// (0: every 0.2 s of footage).
+    #[arg(long, default_value_t = 0)]
     plate_every: u32,
+    /// Tile size for the extra plate pass on frames over 1.5x this size (0 turns it off).
+    #[arg(long, default_value_t = 960)]
+    plate_tile: usize,
     /// Frames a track may go undetected and still be redacted through.
     #[arg(long, default_value_t = 12)]
     max_gap: u32,
@@ -122,6 +127,7 @@ impl OptArgs {
             hires_every: self.hires_every,
             plates: !self.no_plates,
             plate_every: self.plate_every,
+            plate_tile: self.plate_tile,
             face_model: self.face_model.clone(),
             plate_model: self.plate_model.clone(),
             allow_damaged: self.allow_damaged,
@@ -180,6 +186,7 @@ fn progress_bar(enabled: bool) -> Option<ProgressBar> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let verbose = cli.verbose;
     match cli.cmd {
         Cmd::Redact(a) => {
             let opts = a.opts.to_options();
@@ -199,6 +206,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
+                if verbose > 0 {
+                    let t = &summary.timing;
+                    eprintln!(
+                        "veil: detect thread: faces {:.2} s, plates {:.2} s, redact {:.2} s, waiting for decode {:.2} s, for encode {:.2} s",
+                        t.face_detect_s, t.plate_detect_s, t.redact_s, t.wait_decode_s, t.wait_encode_s
+                    );
+                }
                 eprintln!(
                     "veil: redacted {} frames ({} with redactions; {} face and {} plate tracks) in {:.1} s ({:.1} fps) -> {} (audit: {})",
                     summary.frames_out,

@@ -28,13 +28,18 @@ pub struct RedactOptions {
     pub plate_thresh: f32,
     /// Width faces are detected at on every frame.
     pub detect_width: usize,
-    /// Extra face pass at this width on large frames (0 = off).
+    /// Extra face pass at this width (capped at the frame width) on frames more than 1.5x wider
+    /// than `detect_width`, for faces too small for the main pass (0 = off).
     pub hires_width: usize,
     /// Run the extra pass every N frames.
     pub hires_every: u32,
     pub plates: bool,
-    /// Run the plate model every N frames (tracks bridge the frames between).
+    /// Run the plate model every N frames (tracks bridge the frames between); 0 picks the
+    /// number of frames in 0.2 s.
     pub plate_every: u32,
+    /// On frames whose long side exceeds 1.5x this, the plate model also runs on overlapping
+    /// tiles of this size, so small plates are not lost to downscaling (0 = off).
+    pub plate_tile: usize,
     pub face_model: Option<PathBuf>,
     pub plate_model: Option<PathBuf>,
     pub track: TrackConfig,
@@ -53,9 +58,10 @@ impl Default for RedactOptions {
             plate_thresh: 0.25,
             detect_width: 640,
             hires_width: 1280,
-            hires_every: 3,
+            hires_every: 4,
             plates: true,
-            plate_every: 5,
+            plate_every: 0,
+            plate_tile: 960,
             face_model: None,
             plate_model: None,
             track: TrackConfig::default(),
@@ -93,9 +99,15 @@ impl RedactOptions {
                 self.hires_width
             )));
         }
-        if !(1..=120).contains(&self.plate_every) || !(1..=120).contains(&self.hires_every) {
+        if self.plate_tile != 0 && !(320..=4096).contains(&self.plate_tile) {
             return Err(VeilError::Config(format!(
-                "--plate-every and --hires-every must be 1..120, got {} and {}",
+                "--plate-tile must be 0 (off) or 320..4096, got {}",
+                self.plate_tile
+            )));
+        }
+        if self.plate_every > 120 || !(1..=120).contains(&self.hires_every) {
+            return Err(VeilError::Config(format!(
+                "--plate-every must be 0..120 and --hires-every 1..120, got {} and {}",
                 self.plate_every, self.hires_every
             )));
         }
@@ -112,8 +124,18 @@ impl RedactOptions {
 
     /// Tracking for plates, which are detected on sampled frames only: gaps and extensions
     /// must cover the frames between samples.
+    /// A copy with automatic settings fixed for footage at `fps` frames per second.
+    pub fn resolved(&self, fps: f64) -> RedactOptions {
+        let mut o = self.clone();
+        if o.plate_every == 0 {
+            let fps = if fps.is_finite() && fps > 0.0 { fps } else { 30.0 };
+            o.plate_every = ((fps * 0.2).round() as u32).clamp(1, 120);
+        }
+        o
+    }
+
     pub fn plate_track(&self) -> TrackConfig {
-        let k = self.plate_every;
+        let k = self.plate_every.max(1);
         TrackConfig {
             max_gap: self.track.max_gap.max(3 * k),
             extend_before: self.track.extend_before.max(k + 1),
@@ -201,6 +223,27 @@ fn detect_scaled(
         })
         .filter(|d| d.bbox.is_valid())
         .collect())
+}
+
+/// Overlapping tiles of (at most) `tile` pixels covering a `w`x`h` frame: `(x, y, w, h)`.
+/// Neighbours overlap by at least a quarter of a tile, so an object cut by one tile's edge lies
+/// whole inside the next one when it is smaller than that overlap.
+pub fn tile_grid(w: usize, h: usize, tile: usize) -> Vec<(usize, usize, usize, usize)> {
+    let axis = |n: usize| -> Vec<usize> {
+        if n <= tile {
+            return vec![0];
+        }
+        let step = tile * 3 / 4;
+        let count = (n - tile).div_ceil(step) + 1;
+        (0..count).map(|i| (n - tile) * i / (count - 1)).collect()
+    };
+    let mut out = Vec::new();
+    for &y in &axis(h) {
+        for &x in &axis(w) {
+            out.push((x, y, tile.min(w), tile.min(h)));
+        }
+    }
+    out
 }
 
 /// Summary of a finished run, also printed with `--json`.
@@ -379,6 +422,7 @@ pub fn redact_video(
     let container = video::container_for(output)?;
     let input = Input::open(input_path, opts.threads.min(4))?;
     let info = input.info.clone();
+    let opts = &opts.resolved(info.frame_rate[0] as f64 / info.frame_rate[1] as f64);
     let (w, h) = (info.width, info.height);
     let work_fmt = video::working_format(input.decoder.format(), w, h);
     let tb = input.time_base();
@@ -726,7 +770,7 @@ impl<'o> DetectStage<'o> {
             &mut rgb_at,
         )?;
         if opts.hires_width > opts.detect_width
-            && w >= 2 * opts.detect_width
+            && 2 * w > 3 * opts.detect_width
             && index % opts.hires_every as u64 == 0
         {
             found.extend(detect_scaled(
@@ -744,7 +788,19 @@ impl<'o> DetectStage<'o> {
         self.timing.face_detect_s += (t1 - t0).as_secs_f64();
         if let Some(pd) = dets.plate.as_mut() {
             if index % opts.plate_every as u64 == 0 || force_plate {
-                let found = detect_scaled(pd, w, h, 0, opts.plate_thresh, &mut rgb_at)?;
+                let mut found = detect_scaled(pd, w, h, 0, opts.plate_thresh, &mut rgb_at)?;
+                if opts.plate_tile > 0 && 2 * w.max(h) > 3 * opts.plate_tile {
+                    let (buf, stride) = rgb_at(w, h)?;
+                    let full = Rgb::new(w, h, stride, &buf)?;
+                    for (x, y, tw, th) in tile_grid(w, h, opts.plate_tile) {
+                        let view = full.crop(x, y, tw, th);
+                        for mut d in crate::image_io::run_scaled(pd, &view, 0, opts.plate_thresh)? {
+                            d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
+                            found.push(d);
+                        }
+                    }
+                    found = nms(found, crate::detect::YOLO_NMS_IOU);
+                }
                 self.plates.update(index, Class::Plate, &found);
                 self.timing.plate_detect_s += t1.elapsed().as_secs_f64();
             }
@@ -837,6 +893,7 @@ impl<'o> DetectStage<'o> {
         total: Option<u64>,
     ) -> Result<StageResult> {
         let lookahead = self.lookahead();
+        tracing::debug!(lookahead, plate_every = self.opts.plate_every, "detect stage");
         let mut window: VecDeque<Pending> = VecDeque::new();
         let mut next_index: u64 = 0;
         let mut last_pts: Option<i64> = None;
@@ -1021,5 +1078,47 @@ fn frame_err(index: u64, pts: i64, tb: f64, stage: &'static str, e: VeilError) -
             stage,
             msg: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_the_frame_with_overlap() {
+        for (w, h, t) in [(2560usize, 1920usize, 960usize), (1920, 1080, 960), (3840, 2160, 1280), (800, 600, 960)] {
+            let g = tile_grid(w, h, t);
+            let mut covered = vec![false; w * h];
+            for &(x, y, tw, th) in &g {
+                assert!(x + tw <= w && y + th <= h);
+                for yy in y..y + th {
+                    for xx in x..x + tw {
+                        covered[yy * w + xx] = true;
+                    }
+                }
+            }
+            assert!(covered.iter().all(|&c| c), "{w}x{h} tile {t}");
+        }
+        assert_eq!(tile_grid(800, 600, 960), vec![(0, 0, 800, 600)]);
+        assert_eq!(tile_grid(2560, 1920, 960).len(), 9);
+    }
+
+    #[test]
+    fn plate_interval_follows_frame_rate() {
+        let o = RedactOptions::default();
+        assert_eq!(o.resolved(30.0).plate_every, 6);
+        assert_eq!(o.resolved(10.0).plate_every, 2);
+        assert_eq!(o.resolved(f64::NAN).plate_every, 6);
+        let fixed = RedactOptions { plate_every: 3, ..RedactOptions::default() };
+        assert_eq!(fixed.resolved(30.0).plate_every, 3);
+    }
+
+    #[test]
+    fn invalid_options_are_rejected_with_their_value() {
+        let o = RedactOptions { thresh: 2.0, ..RedactOptions::default() };
+        assert!(o.validate().unwrap_err().to_string().contains("2"));
+        let o = RedactOptions { plate_tile: 10, ..RedactOptions::default() };
+        assert!(o.validate().unwrap_err().to_string().contains("--plate-tile"));
     }
 }

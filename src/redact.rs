@@ -181,41 +181,53 @@ fn blur3(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
     }
     let (sw, sh) = (w.div_ceil(s), h.div_ceil(s));
     let mut small = vec![0u8; sw * sh * ch];
+    let mut acc = vec![0u32; sw * ch];
     for sy in 0..sh {
         let (y0, y1) = (sy * s, ((sy + 1) * s).min(h));
-        for sx in 0..sw {
-            let (x0, x1) = (sx * s, ((sx + 1) * s).min(w));
-            let n = ((y1 - y0) * (x1 - x0)) as u32;
-            for c in 0..ch {
-                let mut sum = 0u32;
-                for y in y0..y1 {
-                    let row = &buf[(y * w) * ch..];
-                    for x in x0..x1 {
-                        sum += row[x * ch + c] as u32;
-                    }
+        acc.iter_mut().for_each(|a| *a = 0);
+        for y in y0..y1 {
+            let row = &buf[y * w * ch..(y + 1) * w * ch];
+            for (x, px) in row.chunks_exact(ch).enumerate() {
+                let o = (x / s) * ch;
+                for c in 0..ch {
+                    acc[o + c] += px[c] as u32;
                 }
-                small[(sy * sw + sx) * ch + c] = ((sum + n / 2) / n) as u8;
+            }
+        }
+        for sx in 0..sw {
+            let n = ((y1 - y0) * (((sx + 1) * s).min(w) - sx * s)) as u32;
+            for c in 0..ch {
+                small[(sy * sw + sx) * ch + c] = ((acc[sx * ch + c] + n / 2) / n) as u8;
             }
         }
     }
     blur3_direct(&mut small, sw, sh, ch, (radius / s).max(1));
-    // Bilinear upscale, sample centres aligned.
-    let inv = 1.0 / s as f32;
-    for y in 0..h {
-        let fy = ((y as f32 + 0.5) * inv - 0.5).clamp(0.0, (sh - 1) as f32);
-        let y0 = fy as usize;
-        let y1 = (y0 + 1).min(sh - 1);
-        let ty = fy - y0 as f32;
-        for x in 0..w {
-            let fx = ((x as f32 + 0.5) * inv - 0.5).clamp(0.0, (sw - 1) as f32);
-            let x0 = fx as usize;
-            let x1 = (x0 + 1).min(sw - 1);
-            let tx = fx - x0 as f32;
+    // Bilinear upscale, sample centres aligned; weights in 1/256 steps.
+    let coords = |n: usize, sn: usize| -> Vec<(usize, usize, u32)> {
+        (0..n)
+            .map(|i| {
+                let f = ((i as f32 + 0.5) / s as f32 - 0.5).clamp(0.0, (sn - 1) as f32);
+                let i0 = f as usize;
+                (i0, (i0 + 1).min(sn - 1), ((f - i0 as f32) * 256.0) as u32)
+            })
+            .collect()
+    };
+    let xs = coords(w, sw);
+    let ys = coords(h, sh);
+    let mut top = vec![0u32; sw * ch];
+    for (y, &(y0, y1, ty)) in ys.iter().enumerate() {
+        // Blend the two source rows once, then interpolate along x.
+        for i in 0..sw * ch {
+            let a = small[y0 * sw * ch + i] as u32;
+            let b = small[y1 * sw * ch + i] as u32;
+            top[i] = a * (256 - ty) + b * ty;
+        }
+        let row = &mut buf[y * w * ch..(y + 1) * w * ch];
+        for (x, &(x0, x1, tx)) in xs.iter().enumerate() {
             for c in 0..ch {
-                let p = |xx: usize, yy: usize| small[(yy * sw + xx) * ch + c] as f32;
-                let top = p(x0, y0) + (p(x1, y0) - p(x0, y0)) * tx;
-                let bot = p(x0, y1) + (p(x1, y1) - p(x0, y1)) * tx;
-                buf[(y * w + x) * ch + c] = (top + (bot - top) * ty).round() as u8;
+                let a = top[x0 * ch + c];
+                let b = top[x1 * ch + c];
+                row[x * ch + c] = ((a * (256 - tx) + b * tx + 32768) >> 16) as u8;
             }
         }
     }

@@ -205,6 +205,9 @@ pub struct EncodeConfig {
     pub crf: u8,
     pub preset: String,
     pub keep_audio: bool,
+    /// x264 threads (0 lets x264 choose). The default leaves half the cores to inference, as
+    /// x264 threads that outnumber their share stall the ONNX Runtime workers.
+    pub threads: usize,
 }
 
 impl Default for EncodeConfig {
@@ -214,6 +217,11 @@ impl Default for EncodeConfig {
             crf: 18,
             preset: "veryfast".into(),
             keep_audio: true,
+            threads: (std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                / 2)
+            .max(1),
         }
     }
 }
@@ -342,6 +350,9 @@ impl Output {
         let mut opts = Dictionary::new();
         opts.set("crf", &cfg.crf.to_string());
         opts.set("preset", &cfg.preset);
+        if cfg.threads > 0 {
+            opts.set("threads", &cfg.threads.to_string());
+        }
         let encoder = enc.open_with(opts).map_err(ferr("open video encoder"))?;
 
         let video_out;

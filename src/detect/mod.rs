@@ -9,7 +9,7 @@ mod yolo;
 
 pub use boxes::{nms, BBox, Class, Detection};
 pub use centerface::CenterFace;
-pub use yolo::Yolo;
+pub use yolo::{Yolo, YOLO_NMS_IOU};
 
 use crate::error::{Result, VeilError};
 use crate::models::{Family, ResolvedModel};

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: veil against deface 1.5.0 and a plain ffmpeg transcode, in one run.
+
+Runs are alternated and repeated; medians, fps ratios and peak RSS are printed, then face and
+plate recall of veil and deface side by side on the labelled clips (when ../shared/data or
+$VEIL_DATA is present). Every number printed is measured in this run.
+
+    scripts/bench_e2e.py [--reps N] [--clips PATH...] [--quick]
+
+deface is installed into .cache/bench-venv from PyPI, pinned (scripts/bench-requirements.txt).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VEIL = ROOT / "target" / "release" / "veil"
+VENV = ROOT / ".cache" / "bench-venv"
+WORK = ROOT / ".cache" / "bench"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def ensure_deface():
+    deface = VENV / "bin" / "deface"
+    if deface.exists():
+        return deface
+    log("bench: installing deface 1.5.0 (pinned) into", VENV)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "--no-deps", "-r",
+                    str(ROOT / "scripts" / "bench-requirements.txt")], check=True)
+    return deface
+
+
+def probe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+                          "-show_entries", "stream=width,height,nb_read_packets",
+                          "-of", "json", str(path)], check=True, capture_output=True, text=True)
+    s = json.loads(out.stdout)["streams"][0]
+    return int(s["width"]), int(s["height"]), int(s["nb_read_packets"])
+
+
+def timed(cmd, env=None):
+    """Runs cmd (no shell); returns (wall seconds, peak RSS MiB of the process itself)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: command failed: {' '.join(map(str, cmd))}\n{err[-2000:]}")
+    return wall, ru.ru_maxrss / 1024.0
+
+
+def make_1080p(src):
+    WORK.mkdir(parents=True, exist_ok=True)
+    dst = WORK / "face_1080p.mp4"
+    if not dst.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", "scale=1920:1080",
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "copy",
+                        str(dst)], check=True)
+    return dst
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--clips", nargs="*")
+    ap.add_argument("--quick", action="store_true", help="720p clip only, 1 repetition")
+    ap.add_argument("--no-deface-default", action="store_true",
+                    help="skip deface at full resolution (slow on large clips)")
+    args = ap.parse_args()
+    if not VEIL.exists():
+        raise SystemExit("bench: build first (make build)")
+    deface = ensure_deface()
+    data = Path(os.environ.get("VEIL_DATA", ROOT.parent / "shared" / "data"))
+    clips = [Path(c) for c in args.clips] if args.clips else None
+    if clips is None:
+        clips = [ROOT / "fixtures" / "face_720p.mp4"]
+        if not args.quick:
+            clips.append(make_1080p(clips[0]))
+            if (data / "labels").is_dir():
+                clips += [data / "egoblur" / n for n in
+                          ("selfie_walk_608x1080.mp4", "aria_faces_2560x1920.mp4",
+                           "aria_plates_2560x1920.mp4")] + [data / "sas" / "People.mp4"]
+    reps = 1 if args.quick else args.reps
+    out_root = Path(tempfile.mkdtemp(prefix="veil-bench-"))
+    results = {}
+    for clip in clips:
+        w, h, frames = probe(clip)
+        sw = 640
+        sh = int(round(640 * h / w / 2)) * 2
+        big = w * h > 1920 * 1080
+        runners = {
+            "veil faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o), "--no-plates"],
+            "veil": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o)],
+            "deface 640": lambda o: [str(deface), str(clip), "-o", str(o), "--scale", f"{sw}x{sh}",
+                                     "--backend", "onnxrt", "--keep-audio"],
+            "ffmpeg x264": lambda o: ["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-c:v",
+                                      "libx264", "-preset", "veryfast", "-c:a", "copy", str(o)],
+        }
+        if not args.no_deface_default and not big:
+            runners["deface default"] = lambda o: [str(deface), str(clip), "-o", str(o),
+                                                   "--backend", "onnxrt", "--keep-audio"]
+        times = {k: [] for k in runners}
+        rss = {k: 0.0 for k in runners}
+        for rep in range(reps):
+            order = list(runners)
+            if rep % 2:
+                order.reverse()
+            for name in order:
+                d = out_root / name.replace(" ", "_")
+                d.mkdir(exist_ok=True)
+                o = d / clip.name
+                wall, mem = timed(runners[name](o))
+                times[name].append(wall)
+                rss[name] = max(rss[name], mem)
+                log(f"bench: {clip.name} {name} rep {rep + 1}: {wall:.2f} s")
+        med = {k: statistics.median(v) for k, v in times.items()}
+        results[clip.name] = {"size": f"{w}x{h}", "frames": frames, "median_s": med, "rss_mib": rss}
+        print(f"\n== {clip.name} ({w}x{h}, {frames} frames, {reps} reps, median) ==")
+        print(f"{'run':<16} {'time s':>8} {'fps':>8} {'peak RSS MiB':>13}")
+        for k in runners:
+            print(f"{k:<16} {med[k]:>8.2f} {frames / med[k]:>8.1f} {rss[k]:>13.0f}")
+        print(f"ratio veil faces fps / deface 640 fps: {med['deface 640'] / med['veil faces']:.2f}x")
+        print(f"ratio veil fps / deface 640 fps:       {med['deface 640'] / med['veil']:.2f}x")
+        if "deface default" in med:
+            print(f"ratio veil fps / deface default fps:   {med['deface default'] / med['veil']:.2f}x")
+        print(f"ratio veil time / ffmpeg x264 time:    {med['veil'] / med['ffmpeg x264']:.2f}x")
+    if (data / "labels").is_dir():
+        print("\n== recall on the labelled clips benchmarked above (pixel-based, veil eval) ==")
+        for name in ("veil", "deface_640"):
+            d = out_root / name
+            r = subprocess.run([str(VEIL), "eval", "--data", str(data), "--redacted-dir", str(d)],
+                               capture_output=True, text=True)
+            print(f"-- {name} --")
+            print(r.stdout if r.returncode == 0 else r.stderr)
+    (WORK).mkdir(parents=True, exist_ok=True)
+    (WORK / "last.json").write_text(json.dumps(results, indent=2))
+    print(f"outputs in {out_root}; results in {WORK / 'last.json'}")
+
+
+if __name__ == "__main__":
+    main()

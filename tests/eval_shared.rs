@@ -1,0 +1,44 @@
+//! Optional evaluation on the labelled footage in ../shared/data (or $VEIL_DATA). Skipped, with
+//! a message, when the data is absent. Runs the fast subset (images and the short clips); the
+//! full set is `make eval`.
+
+mod common;
+use common::*;
+
+use std::path::PathBuf;
+
+fn data_root() -> Option<PathBuf> {
+    let p = std::env::var_os("VEIL_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/data"));
+    p.join("labels").is_dir().then_some(p)
+}
+
+#[test]
+fn face_recall_on_shared_subset() {
+    let Some(data) = data_root() else {
+        eprintln!("SKIPPED face_recall_on_shared_subset: no labelled data at ../shared/data (set VEIL_DATA)");
+        return;
+    };
+    let out = tempdir();
+    let mut cmd = veil();
+    cmd.args(["eval", "--json", "--only", "sas/"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(out.path());
+    let o = run(&mut cmd);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let media = v["media"].as_array().unwrap();
+    assert!(media.len() >= 3, "expected the sas/ media, got {media:?}");
+    let (mut hit, mut total) = (0, 0);
+    for m in media {
+        hit += m["faces16_redacted"].as_u64().unwrap();
+        total += m["faces16"].as_u64().unwrap();
+    }
+    assert!(total >= 50);
+    let recall = hit as f64 / total as f64;
+    eprintln!("shared sas/ face recall (>=16 px): {hit}/{total} = {recall:.3}");
+    assert!(recall >= 0.99, "face recall {recall:.3} below 0.99: {}", String::from_utf8_lossy(&o.stdout));
+}
