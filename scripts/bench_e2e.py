@@ -101,6 +101,9 @@ def main():
         sh = int(round(640 * h / w / 2)) * 2
         big = w * h > 1920 * 1080
         runners = {
+            # Issue 3's configuration: CenterFace at 640 px on every frame, nothing else.
+            "veil faces 640": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
+                                         "--no-plates", "--hires-width", "0"],
             "veil faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o), "--no-plates"],
             "veil": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o)],
             "deface 640": lambda o: [str(deface), str(clip), "-o", str(o), "--scale", f"{sw}x{sh}",
@@ -131,6 +134,7 @@ def main():
         print(f"{'run':<16} {'time s':>8} {'fps':>8} {'peak RSS MiB':>13}")
         for k in runners:
             print(f"{k:<16} {med[k]:>8.2f} {frames / med[k]:>8.1f} {rss[k]:>13.0f}")
+        print(f"ratio veil faces 640 fps / deface 640 fps: {med['deface 640'] / med['veil faces 640']:.2f}x")
         print(f"ratio veil faces fps / deface 640 fps: {med['deface 640'] / med['veil faces']:.2f}x")
         print(f"ratio veil fps / deface 640 fps:       {med['deface 640'] / med['veil']:.2f}x")
         if "deface default" in med:

@@ -64,7 +64,11 @@ pub fn detect_image(
         let mut plates = run_scaled(pd, &full, 0, opts.plate_thresh)?;
         // Overlapping tiles find plates too small for the whole-image pass; stills get the
         // model's native scale (640-pixel tiles) as speed matters less than for video.
-        let tile = if opts.plate_tile == 0 { 0 } else { opts.plate_tile.min(640) };
+        let tile = if opts.plate_tile == 0 {
+            0
+        } else {
+            opts.plate_tile.min(640)
+        };
         if tile > 0 && w.max(h) > tile {
             for (x, y, tw, th) in crate::pipeline::tile_grid(w, h, tile) {
                 let view = full.crop(x, y, tw, th);

@@ -5,6 +5,7 @@
 //! ([`audit`]) beside every output.
 
 pub mod audit;
+pub mod batch;
 pub mod cancel;
 pub mod detect;
 pub mod error;

@@ -32,6 +32,95 @@ enum Cmd {
     },
     /// Measure redaction recall on labelled media (labels/*.gt.json as in shared/data).
     Eval(EvalArgs),
+    /// Redact a folder (recursively) or a manifest of paths into OUTDIR, resumably, in parallel.
+    Batch(BatchArgs),
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    /// A folder of media (searched recursively) or a manifest file with one path per line.
+    input: PathBuf,
+    /// Output folder; inputs are mirrored under it.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Files processed at once (default: one per two cores). Cores are shared out among them.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Process only shard K of N (0-based), e.g. 0/4. Without it, Slurm array and Kubernetes
+    /// Indexed Job variables are used when set.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Print the report JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    opts: OptArgs,
+}
+
+/// Terminal progress for a batch: one overall bar and one per active file.
+struct BatchBars {
+    multi: indicatif::MultiProgress,
+    overall: ProgressBar,
+    workers: Vec<ProgressBar>,
+}
+
+impl BatchBars {
+    fn new(jobs: usize) -> Option<BatchBars> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let multi = indicatif::MultiProgress::new();
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "files {wide_bar} {pos}/{len} [{elapsed_precise}] ETA {eta}",
+            )
+            .expect("valid template"),
+        );
+        let workers = (0..jobs)
+            .map(|_| {
+                let b = multi.add(ProgressBar::new(0));
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "  {msg:30!} {bar:30} {pos}/{len} frames {per_sec}",
+                    )
+                    .expect("valid template"),
+                );
+                b
+            })
+            .collect();
+        Some(BatchBars {
+            multi,
+            overall,
+            workers,
+        })
+    }
+}
+
+impl veil::batch::BatchProgress for BatchBars {
+    fn total(&self, n: usize) {
+        self.overall.set_length(n as u64);
+    }
+    fn start(&self, w: usize, item: &veil::batch::Item) {
+        if let Some(b) = self.workers.get(w) {
+            b.reset();
+            b.set_message(item.rel.display().to_string());
+        }
+    }
+    fn frames(&self, w: usize, done: u64, total: Option<u64>) {
+        if let Some(b) = self.workers.get(w) {
+            if let Some(t) = total {
+                b.set_length(t.max(done));
+            }
+            b.set_position(done);
+        }
+    }
+    fn end(&self, _w: usize, r: &veil::batch::FileReport) {
+        self.overall.inc(1);
+        if let Some(e) = &r.error {
+            let _ = self.multi.println(format!("failed: {}: {e}", r.input));
+        }
+    }
 }
 
 #[derive(Args)]
@@ -54,7 +143,7 @@ struct OptArgs {
     #[arg(long, default_value_t = 0.2)]
     thresh: f32,
     /// Plate detection threshold.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.2)]
     plate_thresh: f32,
     /// Redaction style.
     #[arg(long, value_enum, default_value_t = Style::Blur)]
@@ -275,6 +364,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
+            })
+        }
+        Cmd::Batch(a) => {
+            let shard = match &a.shard {
+                Some(s) => Some(veil::batch::Shard::parse(s)?),
+                None => veil::batch::Shard::from_env(|k| std::env::var(k).ok())?,
+            };
+            let opts = veil::batch::BatchOptions {
+                jobs: a.jobs.unwrap_or_else(veil::batch::default_jobs),
+                shard,
+                redact: a.opts.to_options(),
+            };
+            let bars = BatchBars::new(opts.jobs);
+            let report = match &bars {
+                Some(b) => veil::batch::run_batch(&a.input, &a.output, &opts, b)?,
+                None => veil::batch::run_batch(&a.input, &a.output, &opts, &())?,
+            };
+            if let Some(b) = bars {
+                b.overall.finish_and_clear();
+                for w in &b.workers {
+                    w.finish_and_clear();
+                }
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            if std::io::stderr().is_terminal() {
+                eprint!("{}", report.table());
+            } else {
+                for f in report.files.iter().filter(|f| f.error.is_some()) {
+                    eprintln!(
+                        "veil: failed: {}: {}",
+                        f.input,
+                        f.error.as_deref().unwrap_or("")
+                    );
+                }
+                eprintln!(
+                    "veil: batch: {} done, {} skipped, {} failed, {} interrupted in {:.1} s",
+                    report.done, report.skipped, report.failed, report.interrupted, report.seconds
+                );
+            }
+            Ok(if report.interrupted > 0 {
+                ExitCode::from(130)
+            } else if report.failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Cmd::Eval(a) => {

@@ -55,7 +55,7 @@ impl Default for RedactOptions {
     fn default() -> Self {
         RedactOptions {
             thresh: 0.2,
-            plate_thresh: 0.25,
+            plate_thresh: 0.2,
             detect_width: 640,
             hires_width: 1280,
             hires_every: 4,
@@ -128,7 +128,11 @@ impl RedactOptions {
     pub fn resolved(&self, fps: f64) -> RedactOptions {
         let mut o = self.clone();
         if o.plate_every == 0 {
-            let fps = if fps.is_finite() && fps > 0.0 { fps } else { 30.0 };
+            let fps = if fps.is_finite() && fps > 0.0 {
+                fps
+            } else {
+                30.0
+            };
             o.plate_every = ((fps * 0.2).round() as u32).clamp(1, 120);
         }
         o
@@ -893,7 +897,11 @@ impl<'o> DetectStage<'o> {
         total: Option<u64>,
     ) -> Result<StageResult> {
         let lookahead = self.lookahead();
-        tracing::debug!(lookahead, plate_every = self.opts.plate_every, "detect stage");
+        tracing::debug!(
+            lookahead,
+            plate_every = self.opts.plate_every,
+            "detect stage"
+        );
         let mut window: VecDeque<Pending> = VecDeque::new();
         let mut next_index: u64 = 0;
         let mut last_pts: Option<i64> = None;
@@ -1087,7 +1095,12 @@ mod tests {
 
     #[test]
     fn tiles_cover_the_frame_with_overlap() {
-        for (w, h, t) in [(2560usize, 1920usize, 960usize), (1920, 1080, 960), (3840, 2160, 1280), (800, 600, 960)] {
+        for (w, h, t) in [
+            (2560usize, 1920usize, 960usize),
+            (1920, 1080, 960),
+            (3840, 2160, 1280),
+            (800, 600, 960),
+        ] {
             let g = tile_grid(w, h, t);
             let mut covered = vec![false; w * h];
             for &(x, y, tw, th) in &g {
@@ -1101,7 +1114,9 @@ mod tests {
             assert!(covered.iter().all(|&c| c), "{w}x{h} tile {t}");
         }
         assert_eq!(tile_grid(800, 600, 960), vec![(0, 0, 800, 600)]);
-        assert_eq!(tile_grid(2560, 1920, 960).len(), 9);
+        // 4 columns x 3 rows keep neighbours overlapping by at least a quarter tile.
+        assert_eq!(tile_grid(2560, 1920, 960).len(), 12);
+        assert_eq!(tile_grid(1920, 1080, 960).len(), 6);
     }
 
     #[test]
@@ -1110,15 +1125,28 @@ mod tests {
         assert_eq!(o.resolved(30.0).plate_every, 6);
         assert_eq!(o.resolved(10.0).plate_every, 2);
         assert_eq!(o.resolved(f64::NAN).plate_every, 6);
-        let fixed = RedactOptions { plate_every: 3, ..RedactOptions::default() };
+        let fixed = RedactOptions {
+            plate_every: 3,
+            ..RedactOptions::default()
+        };
         assert_eq!(fixed.resolved(30.0).plate_every, 3);
     }
 
     #[test]
     fn invalid_options_are_rejected_with_their_value() {
-        let o = RedactOptions { thresh: 2.0, ..RedactOptions::default() };
+        let o = RedactOptions {
+            thresh: 2.0,
+            ..RedactOptions::default()
+        };
         assert!(o.validate().unwrap_err().to_string().contains("2"));
-        let o = RedactOptions { plate_tile: 10, ..RedactOptions::default() };
-        assert!(o.validate().unwrap_err().to_string().contains("--plate-tile"));
+        let o = RedactOptions {
+            plate_tile: 10,
+            ..RedactOptions::default()
+        };
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--plate-tile"));
     }
 }

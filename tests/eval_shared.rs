@@ -40,5 +40,9 @@ fn face_recall_on_shared_subset() {
     assert!(total >= 50);
     let recall = hit as f64 / total as f64;
     eprintln!("shared sas/ face recall (>=16 px): {hit}/{total} = {recall:.3}");
-    assert!(recall >= 0.99, "face recall {recall:.3} below 0.99: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        recall >= 0.99,
+        "face recall {recall:.3} below 0.99: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

@@ -1,0 +1,571 @@
+//! Batch jobs: a folder (searched recursively) or a manifest of paths, processed by parallel
+//! workers, resumable, with a per-file report. Sharding over a cluster scheduler (Slurm job
+//! arrays, Kubernetes Indexed Jobs) takes a stable share of the inputs per process.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, AuditRecord};
+use crate::cancel;
+use crate::error::{Result, VeilError};
+use crate::pipeline::{self, Detectors, RedactOptions};
+use crate::util::sha256_file;
+
+pub const BATCH_SCHEMA: &str = "veil.batch/1";
+
+const VIDEO_EXTS: [&str; 14] = [
+    "mp4", "m4v", "mov", "mkv", "avi", "webm", "ts", "mts", "m2ts", "flv", "wmv", "3gp", "mpg",
+    "mpeg",
+];
+const IMAGE_EXTS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
+
+/// This process's share of the inputs: files whose stable hash modulo `count` is `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parses `K/N` (0-based K).
+    pub fn parse(s: &str) -> Result<Shard> {
+        let bad = || VeilError::Config(format!("--shard must be K/N with 0 <= K < N, got '{s}'"));
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The shard given by a scheduler: Slurm job arrays (`SLURM_ARRAY_TASK_ID`,
+    /// `SLURM_ARRAY_TASK_COUNT`, `SLURM_ARRAY_TASK_MIN`), or Kubernetes Indexed Jobs
+    /// (`JOB_COMPLETION_INDEX` with `VEIL_SHARD_COUNT`, set to the Job's `completions`).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>> {
+        let num = |name: &str| -> Result<Option<usize>> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) if v.trim().is_empty() => Ok(None),
+                Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                    VeilError::Config(format!("{name} must be a whole number, got '{v}'"))
+                }),
+            }
+        };
+        if let (Some(id), Some(count)) =
+            (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?)
+        {
+            let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            return Shard::checked(id.checked_sub(min), count, "SLURM_ARRAY_TASK_ID").map(Some);
+        }
+        if let Some(idx) = num("JOB_COMPLETION_INDEX")? {
+            let count = num("VEIL_SHARD_COUNT")?.ok_or_else(|| {
+                VeilError::Config(
+                    "JOB_COMPLETION_INDEX is set but VEIL_SHARD_COUNT is not; set it to the Job's completions".into(),
+                )
+            })?;
+            return Shard::checked(Some(idx), count, "JOB_COMPLETION_INDEX").map(Some);
+        }
+        Ok(None)
+    }
+
+    fn checked(index: Option<usize>, count: usize, what: &str) -> Result<Shard> {
+        match index {
+            Some(i) if count > 0 && i < count => Ok(Shard { index: i, count }),
+            _ => Err(VeilError::Config(format!(
+                "{what} gives shard {index:?} of {count}, which is out of range"
+            ))),
+        }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        (fnv1a(key.as_bytes()) % self.count as u64) as usize == self.index
+    }
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// One input: its path and the relative path mirrored under the output folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Item {
+    pub input: PathBuf,
+    pub rel: PathBuf,
+}
+
+fn media_kind(p: &Path) -> Option<bool> {
+    let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+    if VIDEO_EXTS.contains(&ext.as_str()) {
+        Some(true)
+    } else if IMAGE_EXTS.contains(&ext.as_str()) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A relative path with no root, `.` or `..` parts, so it cannot leave the output folder.
+pub fn sanitize_rel(p: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir
+            | Component::RootDir
+            | Component::Prefix(_)
+            | Component::ParentDir => {}
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// Inputs from a folder (recursive, media files only, sorted) or a manifest (one path per
+/// line; blank lines and `#` comments skipped; relative paths are relative to the manifest).
+pub fn collect_inputs(input: &Path) -> Result<Vec<Item>> {
+    let meta =
+        std::fs::metadata(input).map_err(|e| VeilError::io("cannot open batch input", input, e))?;
+    let mut items = Vec::new();
+    if meta.is_dir() {
+        let mut stack = vec![input.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let rd = std::fs::read_dir(&dir).map_err(|e| VeilError::io("cannot list", &dir, e))?;
+            for e in rd {
+                let e = e.map_err(|e| VeilError::io("cannot list", &dir, e))?;
+                let p = e.path();
+                let ft = e
+                    .file_type()
+                    .map_err(|e| VeilError::io("cannot stat", &p, e))?;
+                if ft.is_dir() {
+                    stack.push(p);
+                } else if ft.is_file() && media_kind(&p).is_some() {
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    // Our own temp files and outputs' audit records are never inputs.
+                    if name.contains(".veil-partial-") {
+                        continue;
+                    }
+                    let rel = p.strip_prefix(input).unwrap_or(&p).to_path_buf();
+                    items.push(Item { input: p, rel });
+                }
+            }
+        }
+    } else {
+        let text = std::fs::read_to_string(input)
+            .map_err(|e| VeilError::io("cannot read manifest", input, e))?;
+        let base = input.parent().unwrap_or(Path::new("."));
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.contains('\0') {
+                return Err(VeilError::Input {
+                    path: input.to_path_buf(),
+                    msg: format!("line {}: path contains a NUL byte", n + 1),
+                });
+            }
+            let p = Path::new(line);
+            let full = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            };
+            let rel = sanitize_rel(p).ok_or_else(|| VeilError::Input {
+                path: input.to_path_buf(),
+                msg: format!("line {}: '{line}' names no file", n + 1),
+            })?;
+            items.push(Item { input: full, rel });
+        }
+    }
+    items.sort();
+    items.dedup_by(|a, b| a.rel == b.rel);
+    Ok(items)
+}
+
+/// The output path for an item: mirrored under `outdir`, with a container veil writes.
+pub fn output_for(outdir: &Path, item: &Item) -> PathBuf {
+    let rel = sanitize_rel(&item.rel).unwrap_or_else(|| PathBuf::from("unnamed"));
+    let mut out = outdir.join(rel);
+    if media_kind(&item.input) == Some(true) {
+        let ext = out
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
+        if !matches!(ext.as_deref(), Some("mp4" | "m4v" | "mov" | "mkv")) {
+            out.set_extension("mp4");
+        }
+    }
+    out
+}
+
+/// True when `output` and its audit record exist and match `input` (its sha256) and each
+/// other. A damaged or foreign record is not trusted.
+pub fn already_done(input: &Path, output: &Path) -> bool {
+    let audit_path = audit::audit_path(output);
+    if !output.is_file() || !audit_path.is_file() {
+        return false;
+    }
+    let Ok(rec) = AuditRecord::read(&audit_path) else {
+        tracing::warn!(path = %audit_path.display(), "audit record unreadable; redoing");
+        return false;
+    };
+    matches!(sha256_file(input), Ok(h) if h == rec.input.sha256)
+        && matches!(sha256_file(output), Ok(h) if h == rec.output.sha256)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Skipped,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileReport {
+    pub input: String,
+    pub output: String,
+    pub status: Status,
+    pub error: Option<String>,
+    pub frames: u64,
+    pub seconds: f64,
+    pub fps: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchReport {
+    pub schema: String,
+    pub veil_version: String,
+    pub created_unix: u64,
+    pub shard: Option<String>,
+    pub jobs: usize,
+    pub threads_per_job: usize,
+    pub seconds: f64,
+    pub done: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub interrupted: usize,
+    pub files: Vec<FileReport>,
+}
+
+impl BatchReport {
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{:<10} {:>8} {:>8}  {}\n",
+            "status", "frames", "fps", "input"
+        );
+        for f in &self.files {
+            s += &format!(
+                "{:<10} {:>8} {:>8.1}  {}{}\n",
+                format!("{:?}", f.status).to_lowercase(),
+                f.frames,
+                f.fps,
+                f.input,
+                f.error
+                    .as_ref()
+                    .map(|e| format!("\n{:>29}{e}", ""))
+                    .unwrap_or_default()
+            );
+        }
+        s += &format!(
+            "{} done, {} skipped (already done), {} failed, {} interrupted in {:.1} s\n",
+            self.done, self.skipped, self.failed, self.interrupted, self.seconds
+        );
+        s
+    }
+}
+
+/// Batch settings.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    pub jobs: usize,
+    pub shard: Option<Shard>,
+    pub redact: RedactOptions,
+}
+
+/// Default worker count: one per two cores, so each worker's inference gets two threads.
+pub fn default_jobs() -> usize {
+    (std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        / 2)
+    .max(1)
+}
+
+/// Progress hooks for a batch: called when a file starts and when it ends.
+pub trait BatchProgress: Sync {
+    fn total(&self, _n: usize) {}
+    fn start(&self, _worker: usize, _item: &Item) {}
+    fn frames(&self, _worker: usize, _done: u64, _total: Option<u64>) {}
+    fn end(&self, _worker: usize, _report: &FileReport) {}
+}
+
+impl BatchProgress for () {}
+
+/// Removes temp files a killed run left for this output.
+fn remove_stale_partials(output: &Path) {
+    let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.veil-partial-", name.to_string_lossy());
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn process_one(
+    item: &Item,
+    outdir: &Path,
+    opts: &RedactOptions,
+    dets: &mut Option<Detectors>,
+    progress: &(dyn Fn(u64, Option<u64>) + Sync),
+) -> FileReport {
+    let output = output_for(outdir, item);
+    let mut rep = FileReport {
+        input: item.input.display().to_string(),
+        output: output.display().to_string(),
+        status: Status::Failed,
+        error: None,
+        frames: 0,
+        seconds: 0.0,
+        fps: 0.0,
+    };
+    remove_stale_partials(&output);
+    if already_done(&item.input, &output) {
+        rep.status = Status::Skipped;
+        if let Ok(a) = AuditRecord::read(&audit::audit_path(&output)) {
+            rep.frames = a.output.frames;
+        }
+        return rep;
+    }
+    let res = (|| -> Result<pipeline::RedactSummary> {
+        pipeline::check_paths(&item.input, &output)?;
+        if dets.is_none() {
+            *dets = Some(Detectors::load(opts)?);
+        }
+        let d = dets.as_mut().expect("loaded above");
+        if media_kind(&item.input) == Some(false) {
+            crate::image_io::redact_image(&item.input, &output, opts, d)
+        } else {
+            pipeline::redact_video(&item.input, &output, opts, d, Some(progress))
+        }
+    })();
+    match res {
+        Ok(s) => {
+            rep.status = Status::Done;
+            rep.frames = s.frames_out;
+            rep.seconds = s.seconds;
+            rep.fps = s.fps;
+        }
+        Err(VeilError::Interrupted) => {
+            rep.status = Status::Interrupted;
+            rep.error = Some(VeilError::Interrupted.to_string());
+        }
+        Err(e) => rep.error = Some(e.to_string()),
+    }
+    rep
+}
+
+/// Runs the batch and writes `batch-report.json` (or `batch-report-K-of-N.json`) in `outdir`.
+pub fn run_batch(
+    input: &Path,
+    outdir: &Path,
+    opts: &BatchOptions,
+    progress: &dyn BatchProgress,
+) -> Result<BatchReport> {
+    let started = Instant::now();
+    opts.redact.validate()?;
+    if opts.jobs == 0 || opts.jobs > 1024 {
+        return Err(VeilError::Config(format!(
+            "--jobs must be 1..1024, got {}",
+            opts.jobs
+        )));
+    }
+    std::fs::create_dir_all(outdir)
+        .map_err(|e| VeilError::io("cannot create output folder", outdir, e))?;
+    let mut items = collect_inputs(input)?;
+    if let Some(sh) = opts.shard {
+        items.retain(|it| sh.contains(&it.rel.to_string_lossy().replace('\\', "/")));
+    }
+    progress.total(items.len());
+    let jobs = opts.jobs.min(items.len().max(1));
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let threads = (cores / jobs).max(1);
+    let mut ropts = opts.redact.clone();
+    ropts.threads = threads;
+    ropts.encode.threads = (threads / 2).max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, FileReport)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..jobs {
+            let (items, next, results, ropts) = (&items, &next, &results, &ropts);
+            let builder = std::thread::Builder::new().name(format!("veil-worker-{w}"));
+            let spawned = builder.spawn_scoped(s, move || {
+                let mut dets: Option<Detectors> = None;
+                loop {
+                    if cancel::requested() {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    progress.start(w, item);
+                    let cb = |d: u64, t: Option<u64>| progress.frames(w, d, t);
+                    let rep = process_one(item, outdir, ropts, &mut dets, &cb);
+                    progress.end(w, &rep);
+                    results.lock().expect("results lock").push((i, rep));
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start worker {w}: {e}");
+            }
+        }
+    });
+    let mut files = results.into_inner().expect("results lock");
+    files.sort_by_key(|(i, _)| *i);
+    let mut files: Vec<FileReport> = files.into_iter().map(|(_, r)| r).collect();
+    // Files never started (interrupted batch) are listed too.
+    if files.len() < items.len() {
+        let seen: std::collections::HashSet<String> =
+            files.iter().map(|f| f.input.clone()).collect();
+        for it in &items {
+            let s = it.input.display().to_string();
+            if !seen.contains(&s) {
+                files.push(FileReport {
+                    input: s,
+                    output: output_for(outdir, it).display().to_string(),
+                    status: Status::Interrupted,
+                    error: Some("not started".into()),
+                    frames: 0,
+                    seconds: 0.0,
+                    fps: 0.0,
+                });
+            }
+        }
+    }
+    let count = |st: Status| files.iter().filter(|f| f.status == st).count();
+    let report = BatchReport {
+        schema: BATCH_SCHEMA.into(),
+        veil_version: env!("CARGO_PKG_VERSION").into(),
+        created_unix: pipeline::now_unix(),
+        shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        jobs,
+        threads_per_job: threads,
+        seconds: started.elapsed().as_secs_f64(),
+        done: count(Status::Done),
+        skipped: count(Status::Skipped),
+        failed: count(Status::Failed),
+        interrupted: count(Status::Interrupted),
+        files,
+    };
+    let name = match opts.shard {
+        Some(s) => format!("batch-report-{}-of-{}.json", s.index, s.count),
+        None => "batch-report.json".into(),
+    };
+    let json = serde_json::to_vec_pretty(&report)
+        .map_err(|e| VeilError::Config(format!("report not serialisable: {e}")))?;
+    pipeline::write_atomic(&outdir.join(name), &json)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn shard_parsing() {
+        assert_eq!(Shard::parse("1/4").unwrap(), Shard { index: 1, count: 4 });
+        for bad in ["4/4", "1", "a/b", "0/0", "-1/3"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shard_from_scheduler_env() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(Shard::from_env(env(&[])).unwrap(), None);
+        assert_eq!(
+            Shard::from_env(env(&[
+                ("SLURM_ARRAY_TASK_ID", "3"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+                ("SLURM_ARRAY_TASK_MIN", "1")
+            ]))
+            .unwrap(),
+            Some(Shard { index: 2, count: 4 })
+        );
+        assert_eq!(
+            Shard::from_env(env(&[
+                ("JOB_COMPLETION_INDEX", "0"),
+                ("VEIL_SHARD_COUNT", "2")
+            ]))
+            .unwrap(),
+            Some(Shard { index: 0, count: 2 })
+        );
+        assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
+        assert!(Shard::from_env(env(&[
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "2")
+        ]))
+        .is_err());
+    }
+
+    #[test]
+    fn hostile_relative_paths_stay_inside() {
+        let out = Path::new("/out");
+        for p in [
+            "../../etc/passwd.mp4",
+            "/abs/x.mp4",
+            "a/../../b.mp4",
+            "./c.avi",
+        ] {
+            let it = Item {
+                input: PathBuf::from(p),
+                rel: PathBuf::from(p),
+            };
+            let o = output_for(out, &it);
+            assert!(o.starts_with(out), "{p} -> {}", o.display());
+            assert!(!o.components().any(|c| c == Component::ParentDir), "{p}");
+        }
+        let it = Item {
+            input: PathBuf::from("x/c.avi"),
+            rel: PathBuf::from("x/c.avi"),
+        };
+        assert_eq!(output_for(out, &it), PathBuf::from("/out/x/c.mp4"));
+    }
+
+    proptest! {
+        /// N shards cover every key exactly once.
+        #[test]
+        fn shards_partition_inputs(keys in prop::collection::vec("[a-z/]{1,20}", 1..50), n in 1usize..8) {
+            for k in &keys {
+                let owners = (0..n).filter(|&i| Shard { index: i, count: n }.contains(k)).count();
+                prop_assert_eq!(owners, 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `veil batch`: folders and manifests, resume, failures that do not stop the batch,
+//! sharding, and a kill -9 in the middle.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+
+fn batch_cmd(input: &Path, out: &Path) -> Command {
+    let mut c = veil();
+    c.arg("batch")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .args(["--json", "--no-plates"]);
+    c
+}
+
+fn report(o: &std::process::Output) -> veil::batch::BatchReport {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad report ({e}): {}", stderr(o)))
+}
+
+fn copy(src: &str, dst: &Path) {
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    std::fs::copy(fixture(src), dst).unwrap();
+}
+
+#[test]
+fn folder_batch_resumes_and_reports_failures() {
+    let d = tempdir();
+    let inp = d.path().join("in");
+    copy("synth_noaudio_320x240.mp4", &inp.join("a.mp4"));
+    copy("synth_odd_321x241.mp4", &inp.join("sub/b.mp4"));
+    copy("astronaut.jpg", &inp.join("sub/c.jpg"));
+    std::fs::write(inp.join("broken.mp4"), b"not a video").unwrap();
+    std::fs::write(inp.join("notes.txt"), b"ignored").unwrap();
+    let out = d.path().join("out");
+
+    let o = run(&mut batch_cmd(&inp, &out));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed file makes the exit code non-zero"
+    );
+    let r = report(&o);
+    assert_eq!((r.done, r.failed, r.skipped), (3, 1, 0), "{:?}", r.files);
+    let failed = r
+        .files
+        .iter()
+        .find(|f| f.status == veil::batch::Status::Failed)
+        .unwrap();
+    assert!(failed.input.ends_with("broken.mp4") && failed.error.is_some());
+    for rel in ["a.mp4", "sub/b.mp4", "sub/c.jpg"] {
+        assert!(out.join(rel).is_file(), "{rel} missing");
+        let mut a = out.join(rel).into_os_string();
+        a.push(".audit.json");
+        assert!(Path::new(&a).is_file());
+    }
+    assert_eq!(frame_count(&out.join("sub/b.mp4")), 50);
+    let on_disk: veil::batch::BatchReport =
+        serde_json::from_slice(&std::fs::read(out.join("batch-report.json")).unwrap()).unwrap();
+    assert_eq!(on_disk.files.len(), 4);
+
+    // A second run skips what is done and retries the failure.
+    let o = run(&mut batch_cmd(&inp, &out));
+    let r = report(&o);
+    assert_eq!((r.done, r.failed, r.skipped), (0, 1, 3), "{:?}", r.files);
+
+    // A corrupt audit record is not trusted: that file is redone.
+    std::fs::write(
+        out.join("a.mp4.audit.json"),
+        b"{\"schema\": \"veil.audit/1\"",
+    )
+    .unwrap();
+    let r = report(&run(&mut batch_cmd(&inp, &out)));
+    assert_eq!((r.done, r.skipped), (1, 2), "{:?}", r.files);
+}
+
+#[test]
+fn manifest_shards_cover_every_file_once() {
+    let d = tempdir();
+    let media = d.path().join("media");
+    let names: Vec<String> = (0..6).map(|i| format!("clip{i}.png")).collect();
+    for n in &names {
+        copy("astronaut.png", &media.join(n));
+    }
+    let manifest = d.path().join("list.txt");
+    let body: String = names.iter().map(|n| format!("media/{n}\n")).collect();
+    std::fs::write(&manifest, format!("# six stills\n\n{body}")).unwrap();
+    let out = d.path().join("out");
+    let mut seen = Vec::new();
+    for k in 0..3 {
+        let o = run(batch_cmd(&manifest, &out).args(["--shard", &format!("{k}/3")]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = report(&o);
+        assert_eq!(r.shard.as_deref(), Some(format!("{k}/3").as_str()));
+        assert!(out.join(format!("batch-report-{k}-of-3.json")).is_file());
+        seen.extend(r.files.into_iter().map(|f| f.input));
+    }
+    seen.sort();
+    let mut want: Vec<String> = names
+        .iter()
+        .map(|n| d.path().join("media").join(n).display().to_string())
+        .collect();
+    want.sort();
+    assert_eq!(seen, want, "every file exactly once across shards");
+
+    // Slurm array variables select the same shard as --shard.
+    let o = run(batch_cmd(&manifest, &d.path().join("out2"))
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3"));
+    assert_eq!(report(&o).shard.as_deref(), Some("1/3"));
+}
+
+#[test]
+fn kill_9_then_rerun_processes_each_file_once() {
+    let d = tempdir();
+    let inp = d.path().join("in");
+    for i in 0..5 {
+        copy("face_carphone_352x288.mp4", &inp.join(format!("c{i}.mp4")));
+    }
+    let out = d.path().join("out");
+    let mut child = batch_cmd(&inp, &out)
+        .args(["--jobs", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the first file is finished (and the second is under way).
+    let t0 = std::time::Instant::now();
+    while !out.join("c0.mp4.audit.json").exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done_before: Vec<String> = (0..5)
+        .map(|i| format!("c{i}.mp4"))
+        .filter(|n| out.join(format!("{n}.audit.json")).exists())
+        .collect();
+    assert!(!done_before.is_empty());
+
+    let o = run(&mut batch_cmd(&inp, &out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    for f in &r.files {
+        let name = Path::new(&f.output)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let expect = if done_before.contains(&name) {
+            veil::batch::Status::Skipped
+        } else {
+            veil::batch::Status::Done
+        };
+        assert_eq!(f.status, expect, "{name}");
+        assert_eq!(frame_count(Path::new(&f.output)), 120, "{name}");
+    }
+    assert_eq!(r.done + r.skipped, 5);
+    assert!(
+        partial_files(&out).is_empty(),
+        "partial files left: {:?}",
+        partial_files(&out)
+    );
+}
