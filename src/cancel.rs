@@ -23,5 +23,8 @@ pub fn install_handlers() {
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        // A file-size limit (or quota) must surface as a write error we can clean up after,
+        // not kill the process with a half-written temp file.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

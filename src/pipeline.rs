@@ -610,6 +610,7 @@ fn decode_loop(
             }
         }
     };
+    let mut video_packets: u64 = 0;
     let res: Result<()> = (|| {
         let mut pkt = Packet::empty();
         loop {
@@ -637,6 +638,7 @@ fn decode_loop(
             }
             let si = pkt.stream();
             if si == vi {
+                video_packets += 1;
                 if let Err(e) = input.decoder.send_packet(&pkt) {
                     if allow_damaged {
                         let _ = tx.send(Ok(DecMsg::Damaged {
@@ -664,6 +666,26 @@ fn decode_loop(
                 let p = std::mem::replace(&mut pkt, Packet::empty());
                 if tx.send(Ok(DecMsg::Packet(si, p))).is_err() {
                     return Ok(());
+                }
+            }
+        }
+        // A demuxer can report a clean end of file on a truncated file: compare with the
+        // container's own count, so a cut-short file is never taken for a complete one.
+        if let Some(expected) = input.info.frames_hint {
+            if video_packets < expected {
+                let msg = format!(
+                    "the file ends early: {video_packets} of the {expected} video packets its index lists could be read (truncated or damaged)"
+                );
+                if allow_damaged {
+                    let _ = tx.send(Ok(DecMsg::Damaged {
+                        pts: None,
+                        reason: msg,
+                    }));
+                } else {
+                    return Err(VeilError::Input {
+                        path: input.path.clone(),
+                        msg: format!("{msg}; --allow-damaged redacts what decodes"),
+                    });
                 }
             }
         }
