@@ -559,6 +559,11 @@ fn decode_loop(
     let (w, h) = (input.info.width, input.info.height);
     let mut conv = video::FormatConverter::new(work_fmt);
     let vi = input.video_index;
+    let tb = f64::from(input.time_base());
+    let when = move |pts: Option<i64>| {
+        pts.map(|p| crate::util::format_time(p as f64 * tb))
+            .unwrap_or_else(|| "time unknown".into())
+    };
     let mut decoded = frame::Video::empty();
     let mut frames: u64 = 0;
     // Sends every frame the decoder has ready. Errors other than "needs more input" stop.
@@ -575,13 +580,18 @@ fn decode_loop(
                     if corrupt && !allow_damaged {
                         return Err(VeilError::Frame {
                             frame: *frames,
-                            time: pts.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                            time: when(pts),
                             stage: "decode",
                             msg: "the decoder reported a corrupt frame; re-run with --allow-damaged to redact the frames that decode and record the rest".into(),
                         });
                     }
                     let f = std::mem::replace(&mut decoded, frame::Video::empty());
-                    let f = conv.convert(f, w, h)?;
+                    let f = conv.convert(f, w, h).map_err(|e| VeilError::Frame {
+                        frame: *frames,
+                        time: when(pts),
+                        stage: "decode",
+                        msg: e.to_string(),
+                    })?;
                     *frames += 1;
                     if tx
                         .send(Ok(DecMsg::Frame(f, pts.unwrap_or(i64::MIN), corrupt)))
@@ -602,7 +612,7 @@ fn decode_loop(
                     }
                     return Err(VeilError::Frame {
                         frame: *frames,
-                        time: "?".into(),
+                        time: "time unknown".into(),
                         stage: "decode",
                         msg: format!("{e}; re-run with --allow-damaged to skip undecodable frames"),
                     });
@@ -648,10 +658,7 @@ fn decode_loop(
                     } else {
                         return Err(VeilError::Frame {
                             frame: frames,
-                            time: pkt
-                                .pts()
-                                .map(|p| p.to_string())
-                                .unwrap_or_else(|| "?".into()),
+                            time: when(pkt.pts()),
                             stage: "decode",
                             msg: format!(
                                 "{e}; re-run with --allow-damaged to skip undecodable frames"
@@ -987,15 +994,9 @@ impl<'o> DetectStage<'o> {
                 DecMsg::Frame(f, pts, _corrupt) => {
                     let index = next_index;
                     next_index += 1;
-                    let pts = match (pts, last_pts) {
-                        (i64::MIN, None) => 0,
-                        (i64::MIN, Some(l)) => l + last_dur,
-                        (p, Some(l)) if p <= l => {
-                            fixups += 1;
-                            l + 1
-                        }
-                        (p, _) => p,
-                    };
+                    let raw = (pts != i64::MIN).then_some(pts);
+                    let (pts, fixed) = next_pts(raw, last_pts, last_dur);
+                    fixups += fixed as u64;
                     last_pts = Some(pts);
                     self.detect(dets, &f, index, false)
                         .map_err(|e| frame_err(index, pts, tb, "detect", e))?;
@@ -1099,6 +1100,18 @@ impl<'o> DetectStage<'o> {
     }
 }
 
+/// The timestamp a frame is encoded with: its own when it is later than the previous one;
+/// one duration after the previous when it has none; one tick after the previous when it does
+/// not increase (an encoder needs strictly increasing timestamps). Returns whether it was moved.
+pub fn next_pts(raw: Option<i64>, prev: Option<i64>, last_dur: i64) -> (i64, bool) {
+    match (raw, prev) {
+        (None, None) => (0, false),
+        (None, Some(l)) => (l.saturating_add(last_dur.max(1)), false),
+        (Some(p), Some(l)) if p <= l => (l.saturating_add(1), true),
+        (Some(p), _) => (p, false),
+    }
+}
+
 fn frame_err(index: u64, pts: i64, tb: f64, stage: &'static str, e: VeilError) -> VeilError {
     match e {
         VeilError::Interrupted | VeilError::Frame { .. } => e,
@@ -1139,6 +1152,27 @@ mod tests {
         // 4 columns x 3 rows keep neighbours overlapping by at least a quarter tile.
         assert_eq!(tile_grid(2560, 1920, 960).len(), 12);
         assert_eq!(tile_grid(1920, 1080, 960).len(), 6);
+    }
+
+    proptest::proptest! {
+        /// Encoded timestamps always increase, and equal the input's whenever it increases.
+        #[test]
+        fn timestamps_strictly_increase(raw in proptest::collection::vec(proptest::option::of(-1000i64..1000), 1..200), dur in 1i64..100) {
+            let mut prev: Option<i64> = None;
+            for r in raw {
+                let (p, fixed) = next_pts(r, prev, dur);
+                if let Some(l) = prev {
+                    proptest::prop_assert!(p > l);
+                }
+                if let (Some(r), Some(l)) = (r, prev) {
+                    proptest::prop_assert_eq!(fixed, r <= l);
+                    if r > l {
+                        proptest::prop_assert_eq!(p, r);
+                    }
+                }
+                prev = Some(p);
+            }
+        }
     }
 
     #[test]

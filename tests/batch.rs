@@ -165,3 +165,166 @@ fn kill_9_then_rerun_processes_each_file_once() {
         partial_files(&out)
     );
 }
+
+fn proc_status(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss_kb, fds))
+}
+
+#[test]
+fn two_hundred_tiny_files_keep_memory_and_descriptors_flat() {
+    let d = tempdir();
+    let inp = d.path().join("in");
+    std::fs::create_dir_all(&inp).unwrap();
+    let tiny = d.path().join("tiny.mp4");
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=96x64:d=0.2:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=0.2",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+        ])
+        .arg(&tiny)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for i in 0..200 {
+        std::fs::copy(&tiny, inp.join(format!("t{i:03}.mp4"))).unwrap();
+    }
+    let out = d.path().join("out");
+    let mut child = batch_cmd(&inp, &out)
+        .args(["--jobs", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut samples = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        let done = std::fs::read_dir(&out).map(|r| r.count()).unwrap_or(0);
+        if let Some(s) = proc_status(pid) {
+            samples.push((done, s));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    assert_eq!(
+        r.done,
+        200,
+        "{:?}",
+        r.files.iter().find(|f| f.error.is_some())
+    );
+    // Compare the first quarter of the run (after start-up) with the rest.
+    let n = samples.len();
+    assert!(n >= 8, "too few samples ({n})");
+    let early = &samples[n / 8..n / 4 + 1];
+    let late = &samples[n / 2..];
+    let max = |s: &[(usize, (u64, usize))], f: fn(&(u64, usize)) -> u64| {
+        s.iter().map(|x| f(&x.1)).max().unwrap()
+    };
+    let (rss_early, rss_late) = (max(early, |s| s.0), max(late, |s| s.0));
+    let (fd_early, fd_late) = (max(early, |s| s.1 as u64), max(late, |s| s.1 as u64));
+    eprintln!("RSS early {rss_early} kB, late {rss_late} kB; fds early {fd_early}, late {fd_late}");
+    assert!(
+        rss_late <= rss_early + rss_early / 4 + 32 * 1024,
+        "memory grew: {rss_early} -> {rss_late} kB"
+    );
+    assert!(
+        fd_late <= fd_early + 4,
+        "file descriptors grew: {fd_early} -> {fd_late}"
+    );
+    for f in r.files.iter().step_by(20) {
+        assert_eq!(frame_count(Path::new(&f.output)), 5, "{}", f.output);
+    }
+}
+
+#[test]
+fn interrupted_batch_cleans_up_and_resumes() {
+    let d = tempdir();
+    let inp = d.path().join("in");
+    for i in 0..4 {
+        copy("face_720p.mp4", &inp.join(format!("v{i}.mp4")));
+    }
+    let out = d.path().join("out");
+    let child = batch_cmd(&inp, &out)
+        .args(["--jobs", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while partial_files(&out).is_empty() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let r = report(&o);
+    assert!(r.interrupted >= 1, "{:?}", r.files);
+    assert!(
+        partial_files(&out).is_empty(),
+        "temp files left: {:?}",
+        partial_files(&out)
+    );
+    // Whatever completed is valid; a re-run finishes the rest.
+    for f in r
+        .files
+        .iter()
+        .filter(|f| f.status == veil::batch::Status::Done)
+    {
+        assert_eq!(frame_count(Path::new(&f.output)), 180);
+    }
+    let r2 = report(&run(&mut batch_cmd(&inp, &out)));
+    assert_eq!(r2.done + r2.skipped, 4);
+    assert_eq!(r2.skipped, r.done);
+}
+
+#[test]
+fn hostile_names_are_handled_as_data() {
+    let d = tempdir();
+    let inp = d.path().join("in");
+    let evil = "<img src=x onerror=alert(1)>.png";
+    copy("astronaut.png", &inp.join(evil));
+    let out = d.path().join("out");
+    let o = run(&mut batch_cmd(&inp, &out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join(evil).is_file());
+    let r = report(&o);
+    assert!(r.files[0].input.ends_with(evil));
+    // A manifest entry that climbs out of its folder still lands inside the output folder.
+    let manifest = inp.join("list.txt");
+    std::fs::write(&manifest, "../outside.png\n").unwrap();
+    copy("astronaut.png", &d.path().join("outside.png"));
+    let out2 = d.path().join("out2");
+    let o = run(&mut batch_cmd(&manifest, &out2));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out2.join("outside.png").is_file());
+    assert!(!d.path().join("outside.png.audit.json").exists());
+}
