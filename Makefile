@@ -6,7 +6,7 @@ VEIL := target/release/veil
 DEMO_IN ?= fixtures/face_720p.mp4
 DEMO_OUT ?= out/demo
 
-.PHONY: all setup build demo test lint unit eval bench clean
+.PHONY: all setup build demo test lint unit fuzz eval bench clean
 
 all: build
 
@@ -31,9 +31,14 @@ lint:
 unit: setup
 	$(CARGO) test --release --locked
 
-# The README's test command: lint, then every test (evaluation tests on ../shared/data run when
-# it is present and say they are skipped otherwise).
-test: setup lint unit
+# Time-boxed fuzzing of the project's parsers (FUZZ_SECONDS per target).
+FUZZ_SECONDS ?= 15
+fuzz: setup
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The README's test command: lint, every test (evaluation tests on ../shared/data run when it is
+# present and say they are skipped otherwise), then time-boxed fuzzing.
+test: setup lint unit fuzz
 
 # Recall on the labelled media in ../shared/data (or VEIL_DATA).
 eval: build

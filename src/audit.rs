@@ -141,15 +141,26 @@ impl AuditRecord {
     pub fn read(path: &Path) -> Result<AuditRecord> {
         let data =
             std::fs::read(path).map_err(|e| VeilError::io("cannot read audit record", path, e))?;
-        let rec: AuditRecord = serde_json::from_slice(&data).map_err(|e| VeilError::Input {
+        Self::parse(&data).map_err(|msg| VeilError::Input {
             path: path.to_path_buf(),
-            msg: format!("not a valid veil audit record ({e})"),
-        })?;
+            msg,
+        })
+    }
+
+    /// Parses and checks a record from bytes.
+    pub fn parse(data: &[u8]) -> std::result::Result<AuditRecord, String> {
+        let rec: AuditRecord = serde_json::from_slice(data)
+            .map_err(|e| format!("not a valid veil audit record ({e})"))?;
         if rec.schema != AUDIT_SCHEMA {
-            return Err(VeilError::Input {
-                path: path.to_path_buf(),
-                msg: format!("audit schema '{}' is not {AUDIT_SCHEMA}", rec.schema),
-            });
+            return Err(format!(
+                "audit schema '{}' is not {AUDIT_SCHEMA}",
+                rec.schema
+            ));
+        }
+        for (what, h) in [("input", &rec.input.sha256), ("output", &rec.output.sha256)] {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("audit {what} sha256 is not 64 hex digits"));
+            }
         }
         Ok(rec)
     }

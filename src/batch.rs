@@ -162,32 +162,38 @@ pub fn collect_inputs(input: &Path) -> Result<Vec<Item>> {
         let text = std::fs::read_to_string(input)
             .map_err(|e| VeilError::io("cannot read manifest", input, e))?;
         let base = input.parent().unwrap_or(Path::new("."));
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if line.contains('\0') {
-                return Err(VeilError::Input {
-                    path: input.to_path_buf(),
-                    msg: format!("line {}: path contains a NUL byte", n + 1),
-                });
-            }
-            let p = Path::new(line);
-            let full = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            };
-            let rel = sanitize_rel(p).ok_or_else(|| VeilError::Input {
-                path: input.to_path_buf(),
-                msg: format!("line {}: '{line}' names no file", n + 1),
-            })?;
-            items.push(Item { input: full, rel });
-        }
+        items = parse_manifest(&text, base).map_err(|msg| VeilError::Input {
+            path: input.to_path_buf(),
+            msg,
+        })?;
     }
     items.sort();
     items.dedup_by(|a, b| a.rel == b.rel);
+    Ok(items)
+}
+
+/// Parses a manifest: one path per line; blank lines and `#` comments skipped; relative
+/// paths are taken relative to `base`. The mirrored relative path never leaves the output folder.
+pub fn parse_manifest(text: &str, base: &Path) -> std::result::Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.contains('\0') {
+            return Err(format!("line {}: path contains a NUL byte", n + 1));
+        }
+        let p = Path::new(line);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        let rel =
+            sanitize_rel(p).ok_or_else(|| format!("line {}: '{line}' names no file", n + 1))?;
+        items.push(Item { input: full, rel });
+    }
     Ok(items)
 }
 

@@ -129,8 +129,8 @@ impl Report {
 pub fn detail(img: &Gray, b: [i64; 4]) -> f64 {
     let x0 = b[0].clamp(0, img.width as i64) as usize;
     let y0 = b[1].clamp(0, img.height as i64) as usize;
-    let x1 = (b[0] + b[2]).clamp(0, img.width as i64) as usize;
-    let y1 = (b[1] + b[3]).clamp(0, img.height as i64) as usize;
+    let x1 = b[0].saturating_add(b[2]).clamp(0, img.width as i64) as usize;
+    let y1 = b[1].saturating_add(b[3]).clamp(0, img.height as i64) as usize;
     if x1 < x0 + 2 || y1 < y0 + 2 {
         return 0.0;
     }
