@@ -6,7 +6,7 @@ VEIL := target/release/veil
 DEMO_IN ?= fixtures/face_720p.mp4
 DEMO_OUT ?= out/demo
 
-.PHONY: all setup build demo test lint unit fuzz eval bench clean
+.PHONY: all setup build demo test lint unit fuzz slurm-test eval bench clean
 
 all: build
 
@@ -39,6 +39,10 @@ fuzz: setup
 # The README's test command: lint, every test (evaluation tests on ../shared/data run when it is
 # present and say they are skipped otherwise), then time-boxed fuzzing.
 test: setup lint unit fuzz
+
+# A local Slurm cluster (munge, slurmctld, slurmd) runs deploy/slurm/veil-array.sbatch (root).
+slurm-test: build
+	scripts/slurm-test.sh
 
 # Recall on the labelled media in ../shared/data (or VEIL_DATA).
 eval: build
