@@ -52,9 +52,21 @@ PY
 rm -f "$out/.faststart.mp4"
 ff -f lavfi -i "sine=frequency=440:duration=2" -c:a aac "$out/audio-only.mp4"
 ff -f lavfi -i "color=c=gray:s=2x2:d=1:r=10" -vf scale=1:1 -c:v mpeg4 "$out/one-by-one.mp4"
-# A Y4M header that claims 16384x16384 (and then holds almost nothing).
-printf 'YUV4MPEG2 W16384 H16384 F25:1 Ip A1:1 C420jpeg\nFRAME\n' > "$out/huge-header.y4m"
-head -c 4096 /dev/zero >> "$out/huge-header.y4m"
+# An AVI whose headers (and JPEG frames) claim 16384x16384, made from a 64x64 clip.
+ff -f lavfi -i "color=c=black:s=64x64:d=0.2:r=25" -c:v mjpeg -f avi "$out/.small.avi"
+python3 - "$out" <<'PY'
+import struct, sys
+out = sys.argv[1]
+d = bytearray(open(f"{out}/.small.avi", "rb").read())
+for tag, off in ((b"avih", 8 + 32), (b"strf", 8 + 4)):   # dwWidth/dwHeight, biWidth/biHeight
+    struct.pack_into("<ii", d, d.find(tag) + off, 16384, 16384)
+i = d.find(b"\xff\xc0")                                   # JPEG SOF0: height, width
+while i >= 0:
+    struct.pack_into(">HH", d, i + 5, 16384, 16384)
+    i = d.find(b"\xff\xc0", i + 2)
+open(f"{out}/huge-header.avi", "wb").write(bytes(d))
+PY
+rm -f "$out/.small.avi"
 # Resolution change mid-stream: two H.264 elementary streams back to back.
 ff -f lavfi -i "testsrc2=s=320x240:d=1:r=25" -c:v libx264 -bsf:v h264_mp4toannexb -f h264 "$out/.a.h264"
 ff -f lavfi -i "testsrc2=s=640x480:d=1:r=25" -c:v libx264 -bsf:v h264_mp4toannexb -f h264 "$out/.b.h264"

@@ -54,7 +54,8 @@ pub struct ModelRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DamagedSpan {
-    /// Index of the next frame that did decode (frames are numbered in output order).
+    /// Output frame index: the frame decoded with errors, or the next frame that did decode
+    /// after a skipped span.
     pub before_frame: u64,
     pub time_s: f64,
     pub reason: String,

@@ -301,13 +301,19 @@ pub struct BatchOptions {
     pub redact: RedactOptions,
 }
 
-/// Default worker count: one per two cores, so each worker's inference gets two threads.
+/// Default worker count. One file's pipeline leaves cores idle (decode, redact and encode run
+/// beside inference), so small machines run one file per core: on 2 cores, 20 fixture clips took
+/// 68 s with 2 workers against 83 s with 1 (scripts/bench-batch.sh). From 8 cores on, each
+/// worker gets two inference threads to bound memory (each worker holds its own models).
 pub fn default_jobs() -> usize {
-    (std::thread::available_parallelism()
+    let cores = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(2)
-        / 2)
-    .max(1)
+        .unwrap_or(2);
+    if cores < 8 {
+        cores
+    } else {
+        cores / 2
+    }
 }
 
 /// Progress hooks for a batch: called when a file starts and when it ends.

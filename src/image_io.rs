@@ -6,12 +6,11 @@ use std::time::Instant;
 
 use image::{ImageFormat, ImageReader, RgbImage};
 
-use crate::audit::{self, AuditRecord, FileRecord, TrackLog};
+use crate::audit::TrackLog;
 use crate::detect::{nms, Class, Detection, Rgb};
 use crate::error::{Result, VeilError};
-use crate::pipeline::{now_unix, Detectors, RedactOptions, RedactSummary, TempGuard};
+use crate::pipeline::{Detectors, RedactOptions, RedactSummary, TempGuard};
 use crate::redact::{self, Plane};
-use crate::util::sha256_file;
 
 /// Largest image accepted, in pixels (guards against decompression bombs).
 pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
@@ -187,35 +186,20 @@ pub fn redact_image(
     }
     let tracks = log.into_records();
     let face_tracks = tracks.iter().filter(|t| t.class == Class::Face).count();
-    let audit_path = audit::audit_path(output);
-    let record = AuditRecord {
-        schema: audit::AUDIT_SCHEMA.into(),
-        veil_version: env!("CARGO_PKG_VERSION").into(),
-        created_unix: now_unix(),
-        input: FileRecord {
-            path: input.display().to_string(),
-            sha256: sha256_file(input)?,
-            bytes: std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
-            frames: 1,
+    let audit_path = crate::pipeline::write_audit(
+        crate::pipeline::JobRecord {
+            input,
+            output,
+            frames_in: 1,
+            frames_out: 1,
+            video: None,
+            damaged: vec![],
+            fixups: 0,
+            tracks,
         },
-        output: FileRecord {
-            path: output.display().to_string(),
-            sha256: sha256_file(output)?,
-            bytes: std::fs::metadata(output).map(|m| m.len()).unwrap_or(0),
-            frames: 1,
-        },
-        settings: serde_json::to_value(opts).unwrap_or_default(),
-        models: dets.model_records(),
-        onnxruntime: crate::runtime::loaded_library().map(|p| p.display().to_string()),
-        video: None,
-        damaged: vec![],
-        timestamp_fixups: 0,
-        tracks,
-    };
-    if let Err(e) = record.write(&audit_path) {
-        let _ = std::fs::remove_file(output);
-        return Err(e);
-    }
+        opts,
+        dets,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RedactSummary {
         input: input.to_path_buf(),

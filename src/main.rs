@@ -43,7 +43,8 @@ struct BatchArgs {
     /// Output folder; inputs are mirrored under it.
     #[arg(short, long)]
     output: PathBuf,
-    /// Files processed at once (default: one per two cores). Cores are shared out among them.
+    /// Files processed at once (default: one per core below 8 cores, else one per two cores).
+    /// Cores are shared out among them.
     #[arg(long)]
     jobs: Option<usize>,
     /// Process only shard K of N (0-based), e.g. 0/4. Without it, Slurm array and Kubernetes

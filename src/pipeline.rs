@@ -486,46 +486,26 @@ pub fn redact_video(
     }
     guard.commit(output)?;
 
-    let audit_path = audit::audit_path(output);
-    let input_meta =
-        std::fs::metadata(input_path).map_err(|e| VeilError::io("cannot stat", input_path, e))?;
-    let output_meta =
-        std::fs::metadata(output).map_err(|e| VeilError::io("cannot stat", output, e))?;
     let face_tracks = frames
         .tracks
         .iter()
         .filter(|t| t.class == Class::Face)
         .count();
     let plate_tracks = frames.tracks.len() - face_tracks;
-    let record = AuditRecord {
-        schema: audit::AUDIT_SCHEMA.into(),
-        veil_version: env!("CARGO_PKG_VERSION").into(),
-        created_unix: now_unix(),
-        input: FileRecord {
-            path: input_path.display().to_string(),
-            sha256: sha256_file(input_path)?,
-            bytes: input_meta.len(),
-            frames: frames.frames_in,
+    let audit_path = write_audit(
+        JobRecord {
+            input: input_path,
+            output,
+            frames_in: frames.frames_in,
+            frames_out: frames.frames_out,
+            video: serde_json::to_value(&info).ok(),
+            damaged: frames.damaged,
+            fixups: frames.fixups,
+            tracks: frames.tracks,
         },
-        output: FileRecord {
-            path: output.display().to_string(),
-            sha256: sha256_file(output)?,
-            bytes: output_meta.len(),
-            frames: frames.frames_out,
-        },
-        settings: serde_json::to_value(opts).unwrap_or_default(),
-        models: dets.model_records(),
-        onnxruntime: crate::runtime::loaded_library().map(|p| p.display().to_string()),
-        video: serde_json::to_value(&info).ok(),
-        damaged: frames.damaged,
-        timestamp_fixups: frames.fixups,
-        tracks: frames.tracks,
-    };
-    if let Err(e) = record.write(&audit_path) {
-        // An output without its audit record is not a finished job.
-        let _ = std::fs::remove_file(output);
-        return Err(e);
-    }
+        opts,
+        dets,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RedactSummary {
         input: input_path.to_path_buf(),
@@ -540,6 +520,59 @@ pub fn redact_video(
         fps: frames.frames_out as f64 / seconds.max(1e-9),
         timing: frames.timing,
     })
+}
+
+/// What a finished job records beside its output.
+pub(crate) struct JobRecord<'a> {
+    pub input: &'a Path,
+    pub output: &'a Path,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub video: Option<serde_json::Value>,
+    pub damaged: Vec<DamagedSpan>,
+    pub fixups: u64,
+    pub tracks: Vec<audit::TrackRecord>,
+}
+
+/// Writes the audit record of a finished output (hashing both files); if it cannot be written
+/// the output is removed, as an output without its record is not a finished job.
+pub(crate) fn write_audit(
+    job: JobRecord,
+    opts: &RedactOptions,
+    dets: &Detectors,
+) -> Result<PathBuf> {
+    let file = |path: &Path, frames: u64| -> Result<FileRecord> {
+        let meta = std::fs::metadata(path).map_err(|e| VeilError::io("cannot stat", path, e))?;
+        Ok(FileRecord {
+            path: path.display().to_string(),
+            sha256: sha256_file(path)?,
+            bytes: meta.len(),
+            frames,
+        })
+    };
+    let audit_path = audit::audit_path(job.output);
+    let res = (|| -> Result<()> {
+        AuditRecord {
+            schema: audit::AUDIT_SCHEMA.into(),
+            veil_version: env!("CARGO_PKG_VERSION").into(),
+            created_unix: now_unix(),
+            input: file(job.input, job.frames_in)?,
+            output: file(job.output, job.frames_out)?,
+            settings: serde_json::to_value(opts).unwrap_or_default(),
+            models: dets.model_records(),
+            onnxruntime: crate::runtime::loaded_library().map(|p| p.display().to_string()),
+            video: job.video,
+            damaged: job.damaged,
+            timestamp_fixups: job.fixups,
+            tracks: job.tracks,
+        }
+        .write(&audit_path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(job.output);
+        return Err(e);
+    }
+    Ok(audit_path)
 }
 
 pub(crate) fn now_unix() -> u64 {
@@ -991,9 +1024,21 @@ impl<'o> DetectStage<'o> {
                     time_s: pts.map(|p| p as f64 * tb).unwrap_or(f64::NAN).max(0.0),
                     reason,
                 }),
-                DecMsg::Frame(f, pts, _corrupt) => {
+                DecMsg::Frame(f, pts, corrupt) => {
                     let index = next_index;
                     next_index += 1;
+                    if corrupt {
+                        damaged.push(DamagedSpan {
+                            before_frame: index,
+                            time_s: if pts == i64::MIN {
+                                0.0
+                            } else {
+                                pts as f64 * tb
+                            },
+                            reason: "frame decoded with errors (concealed); redacted as decoded"
+                                .into(),
+                        });
+                    }
                     let raw = (pts != i64::MIN).then_some(pts);
                     let (pts, fixed) = next_pts(raw, last_pts, last_dur);
                     fixups += fixed as u64;

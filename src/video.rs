@@ -90,7 +90,10 @@ impl Input {
             .map_err(|e| input_err(path, format!("no decoder for the video codec ({e})")))?;
         let (w, h) = (decoder.width(), decoder.height());
         if w == 0 || h == 0 {
-            return Err(input_err(path, "video stream has no frame size"));
+            return Err(input_err(
+                path,
+                "video stream has no valid frame size (missing, or over FFmpeg's limit of about 268 million pixels a frame)",
+            ));
         }
         if (w as u64) * (h as u64) > 8192 * 8192 || w > 16384 || h > 16384 {
             return Err(input_err(

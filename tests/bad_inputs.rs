@@ -32,7 +32,7 @@ fn bad_input_corpus() {
         ("truncated-middle.mp4", Some("ends early")),
         ("bit-flipped.mp4", Some("corrupt")),
         ("audio-only.mp4", Some("no video stream")),
-        ("huge-header.y4m", Some("not a readable media file")),
+        ("huge-header.avi", Some("no valid frame size")),
         ("resolution-change.h264", Some("frame size changed")),
         ("one-by-one.mp4", None),
         ("backwards-timestamps.mkv", None),
