@@ -140,7 +140,8 @@ def main():
         if "deface default" in med:
             print(f"ratio veil fps / deface default fps:   {med['deface default'] / med['veil']:.2f}x")
         print(f"ratio veil time / ffmpeg x264 time:    {med['veil'] / med['ffmpeg x264']:.2f}x")
-    if (data / "labels").is_dir():
+    labelled = [c for c in clips if (data / "labels").is_dir() and data.resolve() in c.resolve().parents]
+    if labelled:
         print("\n== recall on the labelled clips benchmarked above (pixel-based, veil eval) ==")
         for name in ("veil", "deface_640"):
             d = out_root / name
