@@ -201,32 +201,85 @@ impl Detectors {
 }
 
 /// Runs one detector over an RGB source at a given scale and maps boxes to frame pixels.
-/// `rgb_at(w, h)` must return the frame scaled to `w`x`h`.
+/// `rgb_at(w, h)` must return the stored frame scaled to `w`x`h`. `turn` is the number of
+/// clockwise quarter turns that make the stored frame upright (from the rotation metadata), so
+/// the detector sees faces and plates the way a viewer does; boxes come back in stored pixels.
 fn detect_scaled(
     det: &mut Detector,
     frame_w: usize,
     frame_h: usize,
     target_width: usize,
     thresh: f32,
+    turn: u32,
     rgb_at: &mut dyn FnMut(usize, usize) -> Result<(Vec<u8>, usize)>,
 ) -> Result<Vec<Detection>> {
-    let (w, h) = det.input_size(frame_w, frame_h, target_width);
-    let (buf, stride) = rgb_at(w, h)?;
+    let turn = turn % 4;
+    let swap = turn % 2 == 1;
+    let (uw, uh) = if swap {
+        (frame_h, frame_w)
+    } else {
+        (frame_w, frame_h)
+    };
+    let (w, h) = det.input_size(uw, uh, target_width);
+    let (sw, sh) = if swap { (h, w) } else { (w, h) };
+    let (buf, stride) = rgb_at(sw, sh)?;
+    let (buf, stride) = if turn == 0 {
+        (buf, stride)
+    } else {
+        (rotate_rgb(&buf, sw, sh, stride, turn), w * 3)
+    };
     let img = Rgb::new(w, h, stride, &buf)?;
-    let sx = frame_w as f32 / w as f32;
-    let sy = frame_h as f32 / h as f32;
+    let sx = uw as f32 / w as f32;
+    let sy = uh as f32 / h as f32;
     Ok(det
         .detect(&img, thresh)?
         .into_iter()
         .map(|mut d| {
-            d.bbox = d
-                .bbox
-                .map(sx, sy, 0.0, 0.0)
-                .clip(frame_w as f32, frame_h as f32);
+            let upright = d.bbox.map(sx, sy, 0.0, 0.0).clip(uw as f32, uh as f32);
+            d.bbox = unrotate_box(&upright, turn, frame_w as f32, frame_h as f32);
             d
         })
         .filter(|d| d.bbox.is_valid())
         .collect())
+}
+
+/// Quarter turns (clockwise) that make a frame stored with this display rotation upright.
+/// `rotation` is FFmpeg's display-matrix angle (counter-clockwise degrees, as [`VideoInfo`]).
+///
+/// [`VideoInfo`]: crate::video::VideoInfo
+pub fn upright_turns(rotation: i32) -> u32 {
+    (((360 - rotation.rem_euclid(360)) % 360) / 90) as u32
+}
+
+/// Rotates a packed RGB image clockwise by `turn` quarter turns; the result is tightly packed.
+pub fn rotate_rgb(src: &[u8], w: usize, h: usize, stride: usize, turn: u32) -> Vec<u8> {
+    let turn = turn % 4;
+    let nw = if turn % 2 == 1 { h } else { w };
+    let mut out = vec![0u8; w * h * 3];
+    for y in 0..h {
+        let row = &src[y * stride..y * stride + w * 3];
+        for x in 0..w {
+            let (u, v) = match turn {
+                1 => (h - 1 - y, x),
+                2 => (w - 1 - x, h - 1 - y),
+                3 => (y, w - 1 - x),
+                _ => (x, y),
+            };
+            let o = (v * nw + u) * 3;
+            out[o..o + 3].copy_from_slice(&row[x * 3..x * 3 + 3]);
+        }
+    }
+    out
+}
+
+/// Maps a box in the upright image back to the stored frame (`w`x`h`, stored orientation).
+pub fn unrotate_box(b: &BBox, turn: u32, w: f32, h: f32) -> BBox {
+    match turn % 4 {
+        1 => BBox::new(b.y1, h - b.x2, b.y2, h - b.x1),
+        2 => BBox::new(w - b.x2, h - b.y2, w - b.x1, h - b.y1),
+        3 => BBox::new(w - b.y2, b.x1, w - b.y1, b.x2),
+        _ => *b,
+    }
 }
 
 /// Overlapping tiles of (at most) `tile` pixels covering a `w`x`h` frame: `(x, y, w, h)`.
@@ -454,7 +507,13 @@ pub fn redact_video(
         .map_err(|e| VeilError::io("cannot start encode thread", input_path, e))?;
 
     let tb_f = f64::from(tb);
-    let mut stage = DetectStage::new(opts, w as usize, h as usize, work_fmt);
+    let mut stage = DetectStage::new(
+        opts,
+        w as usize,
+        h as usize,
+        work_fmt,
+        upright_turns(info.rotation),
+    );
     let result = stage.run(
         dets,
         dec_rx,
@@ -780,10 +839,18 @@ struct DetectStage<'o> {
     scratch: Vec<u8>,
     log: TrackLog,
     timing: StageTiming,
+    /// Clockwise quarter turns from the stored frame to the upright picture.
+    turn: u32,
 }
 
 impl<'o> DetectStage<'o> {
-    fn new(opts: &'o RedactOptions, w: usize, h: usize, fmt: ffmpeg::format::Pixel) -> Self {
+    fn new(
+        opts: &'o RedactOptions,
+        w: usize,
+        h: usize,
+        fmt: ffmpeg::format::Pixel,
+        turn: u32,
+    ) -> Self {
         DetectStage {
             opts,
             w,
@@ -795,6 +862,7 @@ impl<'o> DetectStage<'o> {
             scratch: Vec::new(),
             log: TrackLog::default(),
             timing: StageTiming::default(),
+            turn,
         }
     }
 
@@ -821,6 +889,7 @@ impl<'o> DetectStage<'o> {
     ) -> Result<()> {
         let (w, h) = (self.w, self.h);
         let opts = self.opts;
+        let turn = self.turn;
         let scaler = &mut self.scaler;
         let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {
             let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
@@ -833,6 +902,7 @@ impl<'o> DetectStage<'o> {
             h,
             opts.detect_width,
             opts.thresh,
+            turn,
             &mut rgb_at,
         )?;
         if opts.hires_width > opts.detect_width
@@ -845,6 +915,7 @@ impl<'o> DetectStage<'o> {
                 h,
                 opts.hires_width,
                 opts.thresh,
+                turn,
                 &mut rgb_at,
             )?);
             found = nms(found, 0.3);
@@ -854,7 +925,7 @@ impl<'o> DetectStage<'o> {
         self.timing.face_detect_s += (t1 - t0).as_secs_f64();
         if let Some(pd) = dets.plate.as_mut() {
             if index % opts.plate_every as u64 == 0 || force_plate {
-                let mut found = detect_scaled(pd, w, h, 0, opts.plate_thresh, &mut rgb_at)?;
+                let mut found = detect_scaled(pd, w, h, 0, opts.plate_thresh, turn, &mut rgb_at)?;
                 if opts.plate_tile > 0 && 2 * w.max(h) > 3 * opts.plate_tile {
                     let (buf, stride) = rgb_at(w, h)?;
                     let full = Rgb::new(w, h, stride, &buf)?;
@@ -1139,7 +1210,7 @@ impl<'o> DetectStage<'o> {
             let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
             Ok((buf.to_vec(), stride))
         };
-        let found = detect_scaled(pd, w, h, 0, self.opts.plate_thresh, &mut rgb_at)?;
+        let found = detect_scaled(pd, w, h, 0, self.opts.plate_thresh, self.turn, &mut rgb_at)?;
         self.plates.update(index, Class::Plate, &found);
         Ok(())
     }
@@ -1218,6 +1289,34 @@ mod tests {
                 prev = Some(p);
             }
         }
+    }
+
+    #[test]
+    fn rotation_round_trips_pixels_and_boxes() {
+        let (w, h) = (7usize, 5usize);
+        for turn in 0..4u32 {
+            for (x, y) in [(0usize, 0usize), (6, 0), (2, 3), (6, 4)] {
+                let mut img = vec![0u8; w * h * 3];
+                img[(y * w + x) * 3] = 255;
+                let rot = rotate_rgb(&img, w, h, w * 3, turn);
+                let nw = if turn % 2 == 1 { h } else { w };
+                let p = rot.iter().step_by(3).position(|&v| v == 255).unwrap();
+                let (u, v) = (p % nw, p / nw);
+                let b = BBox::new(u as f32, v as f32, u as f32 + 1.0, v as f32 + 1.0);
+                let back = unrotate_box(&b, turn, w as f32, h as f32);
+                assert_eq!(
+                    back,
+                    BBox::new(x as f32, y as f32, x as f32 + 1.0, y as f32 + 1.0),
+                    "turn {turn} at ({x},{y})"
+                );
+            }
+        }
+        // FFmpeg reports an upright phone recording as -90 (stored 270): one clockwise turn.
+        assert_eq!(upright_turns(270), 1);
+        assert_eq!(upright_turns(-90), 1);
+        assert_eq!(upright_turns(90), 3);
+        assert_eq!(upright_turns(180), 2);
+        assert_eq!(upright_turns(0), 0);
     }
 
     #[test]

@@ -219,3 +219,79 @@ fn damaged_input_fails_closed_and_leaves_nothing() {
     assert!(partial_files(&outdir).is_empty(), "temp files left behind");
     assert_eq!(sha256(&cut), before);
 }
+
+#[test]
+fn faces_in_rotated_footage_are_found_upright() {
+    // A phone-style recording: the picture is stored on its side, with rotation metadata that
+    // makes players show it upright (ffprobe: rotation -90).
+    let d = tempdir();
+    let turned = d.path().join("turned.mp4");
+    let input = d.path().join("sideways.mp4");
+    let ff = |args: &[&str]| {
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let src = fixture("face_carphone_352x288.mp4");
+    ff(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-vf",
+        "transpose=cclock",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "18",
+        "-c:a",
+        "copy",
+        turned.to_str().unwrap(),
+    ]);
+    // The rotation tag becomes a display matrix only on a stream copy (FFmpeg 5.1).
+    ff(&[
+        "-i",
+        turned.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=270",
+        input.to_str().unwrap(),
+    ]);
+    let rot = ffprobe(
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream_side_data=rotation",
+            "-of",
+            "csv=p=0",
+        ],
+        &input,
+    );
+    assert!(rot.contains("-90"), "{rot}");
+    let out = d.path().join("out.mp4");
+    redact(&input, &out, &["--no-plates"]);
+    // The carphone core box [134, 96, 18, 76] of the upright 352x288 picture, in stored pixels
+    // of the counter-clockwise-turned frame (288x352): [y, 352 - x - w, h, w].
+    let core = [96, 352 - 134 - 18, 76, 18];
+    for frame in [0, 60, 119] {
+        let r = detail_ratio(&input, &out, frame, core);
+        assert!(
+            r < 0.5,
+            "face at frame {frame} not redacted in rotated footage ({r:.2})"
+        );
+    }
+    let a = audit_of(&out);
+    let detected: u64 = a
+        .tracks
+        .iter()
+        .filter(|t| t.class == veil::detect::Class::Face)
+        .map(|t| t.detected_frames)
+        .sum();
+    assert!(
+        detected >= 100,
+        "face detected on only {detected} of 120 frames"
+    );
+}
