@@ -54,6 +54,8 @@ pub struct MediaReport {
     pub fp_area: Option<f64>,
     pub fps: Option<f64>,
     pub misses: Vec<Miss>,
+    /// Why a file could not be scored (only when scoring another tool's outputs).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +108,10 @@ impl Report {
         );
         let tot = self.totals();
         for m in self.media.iter().chain(std::iter::once(&tot)) {
+            if let Some(e) = &m.error {
+                s += &format!("{:<38} not scored: {e}\n", m.media);
+                continue;
+            }
             s += &format!(
                 "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>7}\n",
                 m.media,
@@ -361,13 +367,23 @@ pub fn run_dataset(
                 (out, Some(a), Some(s.fps))
             }
         };
-        let mut rep = score_media(
+        let scored = score_media(
             &label,
             &media,
             &redacted,
             audit.as_ref(),
             opts.redact.mask_scale,
-        )?;
+        );
+        let mut rep = match (scored, redacted_dir) {
+            (Ok(r), _) => r,
+            // Another tool's output that cannot be compared (e.g. resized) is reported, not fatal.
+            (Err(e), Some(_)) => MediaReport {
+                media: label.media.clone(),
+                error: Some(e.to_string()),
+                ..Default::default()
+            },
+            (Err(e), None) => return Err(e),
+        };
         rep.fps = fps;
         report.media.push(rep);
     }

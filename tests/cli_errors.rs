@@ -28,6 +28,28 @@ fn cache_copy(with_ort: bool, models: bool) -> tempfile::TempDir {
     d
 }
 
+/// Redacts the astronaut still with `env` set; expects exit 1, no output, and returns the one
+/// error line.
+fn failed_start(env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let out = tempdir();
+    let mut cmd = veil();
+    cmd.env_remove("ORT_DYLIB_PATH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = run(cmd
+        .arg("redact")
+        .arg(fixture("astronaut.png"))
+        .arg("-o")
+        .arg(out.path().join("a.png")));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        std::fs::read_dir(out.path()).unwrap().next().is_none(),
+        "output left behind"
+    );
+    one_line_error(&o)
+}
+
 fn one_line_error(o: &std::process::Output) -> String {
     let e = stderr(o);
     let lines: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -76,36 +98,19 @@ fn models_lists_installed_models_with_licences() {
 #[test]
 fn missing_onnxruntime_is_a_clear_error() {
     let cache = cache_copy(false, true);
-    let out = tempdir();
-    let o = run(veil()
-        .env("VEIL_CACHE", cache.path())
-        .env_remove("ORT_DYLIB_PATH")
-        .args(["redact"])
-        .arg(fixture("astronaut.png"))
-        .arg("-o")
-        .arg(out.path().join("a.png")));
-    assert_eq!(o.status.code(), Some(1));
-    let line = one_line_error(&o);
+    let line = failed_start(&[("VEIL_CACHE", cache.path().as_os_str())]);
     assert!(
         line.contains("ONNX Runtime library not found") && line.contains("make setup"),
         "{line}"
     );
-    assert!(std::fs::read_dir(out.path()).unwrap().next().is_none());
 }
 
 #[test]
 fn broken_ort_dylib_path_is_a_clear_error() {
-    let out = tempdir();
-    let bogus = out.path().join("libonnxruntime.so");
+    let d = tempdir();
+    let bogus = d.path().join("libonnxruntime.so");
     std::fs::write(&bogus, b"not a library").unwrap();
-    let o = run(veil()
-        .env("ORT_DYLIB_PATH", &bogus)
-        .args(["redact"])
-        .arg(fixture("astronaut.png"))
-        .arg("-o")
-        .arg(out.path().join("a.png")));
-    assert_eq!(o.status.code(), Some(1));
-    let line = one_line_error(&o);
+    let line = failed_start(&[("ORT_DYLIB_PATH", bogus.as_os_str())]);
     assert!(line.contains("could not be loaded"), "{line}");
 }
 
@@ -117,15 +122,7 @@ fn wrong_model_hash_is_a_clear_error() {
     std::fs::remove_file(&model).unwrap();
     bytes.push(0);
     std::fs::write(&model, bytes).unwrap();
-    let out = tempdir();
-    let o = run(veil()
-        .env("VEIL_CACHE", cache.path())
-        .args(["redact"])
-        .arg(fixture("astronaut.png"))
-        .arg("-o")
-        .arg(out.path().join("a.png")));
-    assert_eq!(o.status.code(), Some(1));
-    let line = one_line_error(&o);
+    let line = failed_start(&[("VEIL_CACHE", cache.path().as_os_str())]);
     assert!(
         line.contains("sha256") && line.contains("centerface"),
         "{line}"
@@ -139,15 +136,7 @@ fn wrong_model_hash_is_a_clear_error() {
 #[test]
 fn missing_model_is_a_clear_error() {
     let cache = cache_copy(true, false);
-    let out = tempdir();
-    let o = run(veil()
-        .env("VEIL_CACHE", cache.path())
-        .args(["redact"])
-        .arg(fixture("astronaut.png"))
-        .arg("-o")
-        .arg(out.path().join("a.png")));
-    assert_eq!(o.status.code(), Some(1));
-    let line = one_line_error(&o);
+    let line = failed_start(&[("VEIL_CACHE", cache.path().as_os_str())]);
     assert!(
         line.contains("not installed") && line.contains("make setup"),
         "{line}"
