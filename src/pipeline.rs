@@ -880,13 +880,16 @@ impl<'o> DetectStage<'o> {
         .unwrap_or(1) as u64
     }
 
-    fn detect(
-        &mut self,
-        dets: &mut Detectors,
-        f: &frame::Video,
-        index: u64,
-        force_plate: bool,
-    ) -> Result<()> {
+    /// Runs the face passes on a frame, and the plate passes when it is a plate sample.
+    fn detect(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64) -> Result<()> {
+        self.detect_faces(dets, f, index)?;
+        if index % self.opts.plate_every as u64 == 0 {
+            self.detect_plates(dets, f, index)?;
+        }
+        Ok(())
+    }
+
+    fn detect_faces(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64) -> Result<()> {
         let (w, h) = (self.w, self.h);
         let opts = self.opts;
         let turn = self.turn;
@@ -921,27 +924,38 @@ impl<'o> DetectStage<'o> {
             found = nms(found, 0.3);
         }
         self.faces.update(index, Class::Face, &found);
-        let t1 = Instant::now();
-        self.timing.face_detect_s += (t1 - t0).as_secs_f64();
-        if let Some(pd) = dets.plate.as_mut() {
-            if index % opts.plate_every as u64 == 0 || force_plate {
-                let mut found = detect_scaled(pd, w, h, 0, opts.plate_thresh, turn, &mut rgb_at)?;
-                if opts.plate_tile > 0 && 2 * w.max(h) > 3 * opts.plate_tile {
-                    let (buf, stride) = rgb_at(w, h)?;
-                    let full = Rgb::new(w, h, stride, &buf)?;
-                    for (x, y, tw, th) in tile_grid(w, h, opts.plate_tile) {
-                        let view = full.crop(x, y, tw, th);
-                        for mut d in crate::image_io::run_scaled(pd, &view, 0, opts.plate_thresh)? {
-                            d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
-                            found.push(d);
-                        }
-                    }
-                    found = nms(found, crate::detect::YOLO_NMS_IOU);
+        self.timing.face_detect_s += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// The plate model on the whole frame, plus overlapping tiles on large frames.
+    fn detect_plates(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64) -> Result<()> {
+        let Some(pd) = dets.plate.as_mut() else {
+            return Ok(());
+        };
+        let (w, h) = (self.w, self.h);
+        let opts = self.opts;
+        let scaler = &mut self.scaler;
+        let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {
+            let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
+            Ok((buf.to_vec(), stride))
+        };
+        let t0 = Instant::now();
+        let mut found = detect_scaled(pd, w, h, 0, opts.plate_thresh, self.turn, &mut rgb_at)?;
+        if opts.plate_tile > 0 && 2 * w.max(h) > 3 * opts.plate_tile {
+            let (buf, stride) = rgb_at(w, h)?;
+            let full = Rgb::new(w, h, stride, &buf)?;
+            for (x, y, tw, th) in tile_grid(w, h, opts.plate_tile) {
+                let view = full.crop(x, y, tw, th);
+                for mut d in crate::image_io::run_scaled(pd, &view, 0, opts.plate_thresh)? {
+                    d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
+                    found.push(d);
                 }
-                self.plates.update(index, Class::Plate, &found);
-                self.timing.plate_detect_s += t1.elapsed().as_secs_f64();
             }
+            found = nms(found, crate::detect::YOLO_NMS_IOU);
         }
+        self.plates.update(index, Class::Plate, &found);
+        self.timing.plate_detect_s += t0.elapsed().as_secs_f64();
         Ok(())
     }
 
@@ -1043,7 +1057,6 @@ impl<'o> DetectStage<'o> {
         let mut damaged = Vec::new();
         let mut out_frames = 0u64;
         let mut redacted = 0u64;
-        let mut last_plate_frame: Option<u64> = None;
         let enc_closed = || VeilError::ffmpeg("encode", "encoder stopped early");
 
         // Sends finished frames (all but the last `keep`) to the encoder.
@@ -1114,11 +1127,8 @@ impl<'o> DetectStage<'o> {
                     let (pts, fixed) = next_pts(raw, last_pts, last_dur);
                     fixups += fixed as u64;
                     last_pts = Some(pts);
-                    self.detect(dets, &f, index, false)
+                    self.detect(dets, &f, index)
                         .map_err(|e| frame_err(index, pts, tb, "detect", e))?;
-                    if index % self.opts.plate_every as u64 == 0 {
-                        last_plate_frame = Some(index);
-                    }
                     window.push_back(Pending {
                         index,
                         pts,
@@ -1149,13 +1159,10 @@ impl<'o> DetectStage<'o> {
             wait = Instant::now();
         }
         // The plate model must also see the last frame, so no plate goes unseen at the end.
-        if let (Some(pd_last), Some(back)) = (last_plate_frame, window.back()) {
-            if pd_last != back.index && self.opts.plates {
-                let idx = back.index;
-                let pts = back.pts;
-                let f = back.frame.clone();
-                self.detect_plates_only(dets, &f, idx)
-                    .map_err(|e| frame_err(idx, pts, tb, "detect", e))?;
+        if let Some(back) = window.back() {
+            if back.index % self.opts.plate_every as u64 != 0 {
+                self.detect_plates(dets, &back.frame, back.index)
+                    .map_err(|e| frame_err(back.index, back.pts, tb, "detect", e))?;
             }
         }
         flush(
@@ -1193,26 +1200,6 @@ impl<'o> DetectStage<'o> {
             tracks: std::mem::take(&mut self.log).into_records(),
             timing: self.timing,
         })
-    }
-
-    fn detect_plates_only(
-        &mut self,
-        dets: &mut Detectors,
-        f: &frame::Video,
-        index: u64,
-    ) -> Result<()> {
-        let Some(pd) = dets.plate.as_mut() else {
-            return Ok(());
-        };
-        let (w, h) = (self.w, self.h);
-        let scaler = &mut self.scaler;
-        let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {
-            let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
-            Ok((buf.to_vec(), stride))
-        };
-        let found = detect_scaled(pd, w, h, 0, self.opts.plate_thresh, self.turn, &mut rgb_at)?;
-        self.plates.update(index, Class::Plate, &found);
-        Ok(())
     }
 }
 
