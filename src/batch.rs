@@ -375,7 +375,7 @@ fn process_one(
         if media_kind(&item.input) == Some(false) {
             crate::image_io::redact_image(&item.input, &output, opts, d)
         } else {
-            pipeline::redact_video(&item.input, &output, opts, d, Some(progress))
+            pipeline::redact_video(&item.input, &output, opts, d, Some(progress), None)
         }
     })();
     match res {

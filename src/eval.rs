@@ -361,7 +361,7 @@ pub fn run_dataset(
                 let s = if pipeline::is_image(&media) {
                     crate::image_io::redact_image(&media, &out, opts, dets)?
                 } else {
-                    pipeline::redact_video(&media, &out, opts, dets, None)?
+                    pipeline::redact_video(&media, &out, opts, dets, None, None)?
                 };
                 let a = AuditRecord::read(&s.audit)?;
                 (out, Some(a), Some(s.fps))

@@ -34,6 +34,95 @@ enum Cmd {
     Eval(EvalArgs),
     /// Redact a folder (recursively) or a manifest of paths into OUTDIR, resumably, in parallel.
     Batch(BatchArgs),
+    /// Find escalation highlights (shouting, bangs, struggle, running, rising tension) and
+    /// write highlights.json, highlights.vtt and review.html into DIR.
+    Highlights(HighlightsArgs),
+    /// Redact and find highlights in one decode: DIR gets the redacted video, its audit
+    /// record, highlights.json, highlights.vtt and review.html.
+    Process(ProcessArgs),
+    /// Score highlights on clips with known event times (an index.json as written by
+    /// scripts/make-event-clips.sh).
+    EvalHighlights(EvalHighlightsArgs),
+}
+
+#[derive(Args, Clone)]
+struct HlArgs {
+    /// 0..1: higher finds more moments (and more false alarms).
+    #[arg(long, default_value_t = 0.5)]
+    sensitivity: f32,
+    /// Skip the voice-activity model (speech presence is then guessed from pitch).
+    #[arg(long)]
+    no_vad: bool,
+    /// An extra ONNX signal, PATH:KIND[:CLASS]: a model taking 1 s of 16 kHz mono audio
+    /// [1,16000] and returning scores [1,C]; column CLASS feeds highlights of KIND.
+    #[arg(long)]
+    signal_model: Option<String>,
+}
+
+impl HlArgs {
+    fn to_options(&self) -> anyhow::Result<veil::highlights::HighlightOptions> {
+        if !(0.0..=1.0).contains(&self.sensitivity) {
+            return Err(VeilError::Config(format!(
+                "--sensitivity must be between 0 and 1, got {}",
+                self.sensitivity
+            ))
+            .into());
+        }
+        Ok(veil::highlights::HighlightOptions {
+            sensitivity: self.sensitivity,
+            threads: 1,
+            vad: !self.no_vad,
+            extra: self
+                .signal_model
+                .as_deref()
+                .map(veil::highlights::extra::ExtraSignal::parse)
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(Args)]
+struct HighlightsArgs {
+    /// Input video.
+    input: PathBuf,
+    /// Output folder.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    hl: HlArgs,
+    /// Print highlights.json on stdout too.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ProcessArgs {
+    /// Input video.
+    input: PathBuf,
+    /// Output folder.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    hl: HlArgs,
+    #[command(flatten)]
+    opts: OptArgs,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalHighlightsArgs {
+    /// Folder holding index.json and the clips it names.
+    dir: PathBuf,
+    /// Onset tolerance in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    tolerance: f64,
+    #[command(flatten)]
+    hl: HlArgs,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -413,6 +502,97 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Cmd::Highlights(a) => {
+            let hopts = a.hl.to_options()?;
+            if a.input.is_file() && veil::pipeline::is_image(&a.input) {
+                return Err(VeilError::Config(format!(
+                    "{}: highlights need a video",
+                    a.input.display()
+                ))
+                .into());
+            }
+            let pb = progress_bar(true);
+            let cb = |done: u64, total: Option<u64>| {
+                if let Some(pb) = &pb {
+                    if let Some(t) = total {
+                        pb.set_length(t.max(done));
+                    }
+                    pb.set_position(done);
+                }
+            };
+            let analysis = veil::highlights::analyze_file(&a.input, &hopts, Some(&cb))?;
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            std::fs::create_dir_all(&a.output)
+                .with_context(|| format!("cannot create {}", a.output.display()))?;
+            let names = veil::highlights::OutputNames::new(&a.output, "");
+            let sha = veil::util::sha256_file(&a.input).ok();
+            veil::highlights::output::write(
+                &analysis,
+                &names,
+                &a.input,
+                sha.as_deref(),
+                Some(&a.input),
+                None,
+            )?;
+            if a.json {
+                print!("{}", std::fs::read_to_string(&names.json)?);
+            }
+            eprintln!(
+                "veil: {} highlights in {:.0} s of footage -> {}, {}, {}",
+                analysis.highlights.len(),
+                analysis.duration,
+                names.json.display(),
+                names.vtt.display(),
+                names.html.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Process(a) => {
+            let hopts = a.hl.to_options()?;
+            let opts = a.opts.to_options();
+            let pb = progress_bar(true);
+            let cb = |done: u64, total: Option<u64>| {
+                if let Some(pb) = &pb {
+                    if let Some(t) = total {
+                        pb.set_length(t.max(done));
+                    }
+                    pb.set_position(done);
+                }
+            };
+            let s = veil::process::process_file(&a.input, &a.output, &opts, &hopts, Some(&cb))?;
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                eprintln!(
+                    "veil: redacted {} frames ({} face and {} plate tracks) and found {} highlights in {:.1} s -> {} (audit: {}), {}",
+                    s.redact.frames_out,
+                    s.redact.face_tracks,
+                    s.redact.plate_tracks,
+                    s.highlights,
+                    s.seconds,
+                    s.redact.output.display(),
+                    s.redact.audit.display(),
+                    s.review_html.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::EvalHighlights(a) => {
+            let hopts = a.hl.to_options()?;
+            let r = veil::highlights::eval::run(&a.dir, &hopts, a.tolerance)
+                .with_context(|| format!("highlight evaluation on {} failed", a.dir.display()))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", veil::highlights::eval::summary(&r));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Eval(a) => {
             let opts = a.opts.to_options();

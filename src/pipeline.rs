@@ -425,7 +425,12 @@ pub fn check_paths(input: &Path, output: &Path) -> Result<()> {
 enum DecMsg {
     Frame(frame::Video, i64, bool),
     Packet(usize, Packet),
-    Damaged { pts: Option<i64>, reason: String },
+    /// A packet of the stream the highlights analyser listens to (`veil process`).
+    Tap(Packet),
+    Damaged {
+        pts: Option<i64>,
+        reason: String,
+    },
 }
 
 enum EncMsg {
@@ -463,7 +468,7 @@ pub fn redact_file(
     if is_image(input) {
         crate::image_io::redact_image(input, output, opts, &mut dets)
     } else {
-        redact_video(input, output, opts, &mut dets, progress)
+        redact_video(input, output, opts, &mut dets, progress, None)
     }
 }
 
@@ -474,6 +479,7 @@ pub fn redact_video(
     opts: &RedactOptions,
     dets: &mut Detectors,
     progress: Option<ProgressFn>,
+    tap: Option<&mut crate::highlights::Analyzer>,
 ) -> Result<RedactSummary> {
     let started = Instant::now();
     let container = video::container_for(output)?;
@@ -493,13 +499,14 @@ pub fn redact_video(
     let guard = TempGuard::new(temp_path_for(output));
     let out = Output::create(guard.path(), container, &input, work_fmt, &opts.encode)?;
     let copied = out.copied_streams();
+    let tap_stream = tap.as_ref().and_then(|t| t.audio_stream());
 
     let (dec_tx, dec_rx) = sync_channel::<Result<DecMsg>>(8);
     let (enc_tx, enc_rx) = sync_channel::<EncMsg>(8);
     let allow_damaged = opts.allow_damaged;
     let decode_thread = std::thread::Builder::new()
         .name("veil-decode".into())
-        .spawn(move || decode_loop(input, work_fmt, copied, allow_damaged, dec_tx))
+        .spawn(move || decode_loop(input, work_fmt, copied, tap_stream, allow_damaged, dec_tx))
         .map_err(|e| VeilError::io("cannot start decode thread", input_path, e))?;
     let encode_thread = std::thread::Builder::new()
         .name("veil-encode".into())
@@ -522,6 +529,7 @@ pub fn redact_video(
         tb_f,
         progress,
         info.frames_hint,
+        tap,
     );
     drop(enc_tx);
     let enc_result = encode_thread
@@ -645,6 +653,7 @@ fn decode_loop(
     mut input: Input,
     work_fmt: ffmpeg::format::Pixel,
     copied: Vec<usize>,
+    tap_stream: Option<usize>,
     allow_damaged: bool,
     tx: SyncSender<Result<DecMsg>>,
 ) -> Result<()> {
@@ -761,7 +770,13 @@ fn decode_loop(
                 if !drain(&mut input.decoder, &mut frames)? {
                     return Ok(());
                 }
-            } else if copied.contains(&si) {
+            } else if copied.contains(&si) || tap_stream == Some(si) {
+                if tap_stream == Some(si) && tx.send(Ok(DecMsg::Tap(pkt.clone()))).is_err() {
+                    return Ok(());
+                }
+                if !copied.contains(&si) {
+                    continue;
+                }
                 let p = std::mem::replace(&mut pkt, Packet::empty());
                 if tx.send(Ok(DecMsg::Packet(si, p))).is_err() {
                     return Ok(());
@@ -1042,6 +1057,7 @@ impl<'o> DetectStage<'o> {
         tb: f64,
         progress: Option<ProgressFn>,
         total: Option<u64>,
+        mut tap: Option<&mut crate::highlights::Analyzer>,
     ) -> Result<StageResult> {
         let lookahead = self.lookahead();
         tracing::debug!(
@@ -1065,7 +1081,8 @@ impl<'o> DetectStage<'o> {
                      keep: usize,
                      out_frames: &mut u64,
                      redacted: &mut u64,
-                     last_dur: &mut i64|
+                     last_dur: &mut i64,
+                     tap: &mut Option<&mut crate::highlights::Analyzer>|
          -> Result<()> {
             while window.len() > keep {
                 let mut p = window.pop_front().expect("len checked");
@@ -1082,6 +1099,14 @@ impl<'o> DetectStage<'o> {
                 let t1 = Instant::now();
                 this.timing.redact_s += (t1 - t0).as_secs_f64();
                 *redacted += did as u64;
+                if let Some(a) = tap.as_deref_mut() {
+                    // Thumbnails come from the redacted picture, never the original.
+                    let t = a.video_time(p.pts);
+                    if a.wants_thumb(t) {
+                        a.push_thumb(&p.frame, t)
+                            .map_err(|e| frame_err(p.index, p.pts, tb, "highlights", e))?;
+                    }
+                }
                 enc.send(EncMsg::Frame(p.frame, p.pts, dur))
                     .map_err(|_| enc_closed())?;
                 this.timing.wait_encode_s += t1.elapsed().as_secs_f64();
@@ -1102,6 +1127,11 @@ impl<'o> DetectStage<'o> {
             match msg? {
                 DecMsg::Packet(si, p) => {
                     enc.send(EncMsg::Packet(si, p)).map_err(|_| enc_closed())?
+                }
+                DecMsg::Tap(p) => {
+                    if let Some(a) = tap.as_deref_mut() {
+                        a.push_audio_packet(&p)?;
+                    }
                 }
                 DecMsg::Damaged { pts, reason } => damaged.push(DamagedSpan {
                     before_frame: next_index,
@@ -1127,6 +1157,11 @@ impl<'o> DetectStage<'o> {
                     let (pts, fixed) = next_pts(raw, last_pts, last_dur);
                     fixups += fixed as u64;
                     last_pts = Some(pts);
+                    if let Some(a) = tap.as_deref_mut() {
+                        let t = a.video_time(pts);
+                        a.push_video_frame(&f, t)
+                            .map_err(|e| frame_err(index, pts, tb, "highlights", e))?;
+                    }
                     self.detect(dets, &f, index)
                         .map_err(|e| frame_err(index, pts, tb, "detect", e))?;
                     window.push_back(Pending {
@@ -1141,6 +1176,7 @@ impl<'o> DetectStage<'o> {
                         &mut out_frames,
                         &mut redacted,
                         &mut last_dur,
+                        &mut tap,
                     )?;
                     // Retire tracks that can no longer reach unfinished frames.
                     if let Some(front) = window.front() {
@@ -1172,6 +1208,7 @@ impl<'o> DetectStage<'o> {
             &mut out_frames,
             &mut redacted,
             &mut last_dur,
+            &mut tap,
         )?;
         let remaining: Vec<_> = std::mem::replace(&mut self.faces, Tracker::new(self.opts.track))
             .into_tracks()

@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Smoke-test a generated veil highlights review page in headless Chromium.
+
+usage: browser-test.py PAGE.html [--screenshot OUT.png] [--timeout S]
+
+Standard library only: speaks the W3C WebDriver protocol to `chromedriver`
+(Debian: apt-get install chromium chromium-driver) over HTTP with urllib.
+
+Checks: no leftover placeholder, page rendered (window.veilReady), video
+metadata loaded (readyState >= 1), clicking the last highlight card seeks to
+its start and marks the card active, key `p` jumps to the previous highlight's
+start and `n` back, and no JS errors (window.veilErrors and the browser log).
+Prints `browser-test: ok (...)` and exits 0, or `browser-test: FAIL: ...` and
+exits 1.
+"""
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PLACEHOLDER = "__VEIL_DATA__"
+ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"
+CHROME_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu",
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-file-access-from-files", "--mute-audio",
+    "--window-size=1280,900",
+]
+
+
+class Fail(Exception):
+    pass
+
+
+class WebDriver:
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+        self.sid = None
+
+    def call(self, method, path, body=None, timeout=60):
+        if self.sid and not path.startswith("/status") and path != "/session":
+            path = f"/session/{self.sid}{path}"
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json; charset=utf-8"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                payload = json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                payload = json.loads(e.read() or b"{}")
+            except ValueError:
+                payload = {}
+            v = payload.get("value") or {}
+            err = v.get("error", f"HTTP {e.code}") if isinstance(v, dict) else f"HTTP {e.code}"
+            msg = (v.get("message", "") if isinstance(v, dict) else "").splitlines()[:1]
+            raise Fail(f"webdriver {method} {path}: {err}: {' '.join(msg)}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise Fail(f"webdriver {method} {path}: {e}") from None
+        return payload.get("value")
+
+    def js(self, script, *args):
+        return self.call("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(what, fn, timeout, interval=0.05):
+    """Call fn() until it returns something truthy; raise Fail(what + last value) on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fn()
+        if last and not (isinstance(last, dict) and last.get("done") is False):
+            return last
+        if time.monotonic() > deadline:
+            raise Fail(f"timed out after {timeout:.0f}s waiting for {what} (last state: {json.dumps(last)})")
+        time.sleep(interval)
+
+
+STATE_JS = """
+const v = document.getElementById('player'), m = document.getElementById('vmsg');
+return {ready: window.veilReady === true, errors: window.veilErrors || null,
+        rs: v ? v.readyState : -1, err: v && v.error ? v.error.code : 0,
+        w: v ? v.videoWidth : 0, h: v ? v.videoHeight : 0, dur: v ? v.duration : null,
+        t: v ? v.currentTime : null, paused: v ? v.paused : null,
+        msg: m && !m.hidden ? m.textContent : ''};
+"""
+
+
+def run(args, t_start, state):
+    timings = {}
+    page = Path(args.page).resolve()
+    if not page.is_file():
+        raise Fail(f"no such page: {page}")
+    raw = page.read_text(encoding="utf-8", errors="replace")
+    if PLACEHOLDER in raw:
+        raise Fail(f"page still contains the {PLACEHOLDER} placeholder")
+
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    state["log"] = log
+    try:
+        # own process group, so cleanup can take the browser down with it even if the session is stuck
+        proc = subprocess.Popen([args.chromedriver, f"--port={port}"], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    except OSError as e:
+        raise Fail(f"cannot start {args.chromedriver}: {e} (apt-get install chromium-driver)")
+    state["proc"] = proc
+    wd = WebDriver(port)
+    state["wd"] = wd
+
+    def driver_ready():
+        if proc.poll() is not None:
+            raise Fail(f"chromedriver exited with {proc.returncode}")
+        try:
+            return (wd.call("GET", "/status", timeout=2) or {}).get("ready")
+        except Fail:
+            return False
+    poll("chromedriver to start", driver_ready, 15, 0.1)
+
+    caps = {"capabilities": {"alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {"binary": args.chromium, "args": CHROME_ARGS},
+        "goog:loggingPrefs": {"browser": "SEVERE"},
+    }}}
+    sess = wd.call("POST", "/session", caps, timeout=90)
+    wd.sid = sess["sessionId"]
+    browser_version = (sess.get("capabilities") or {}).get("browserVersion", "?")
+    timings["browser"] = time.monotonic() - t_start
+
+    t0 = time.monotonic()
+    wd.call("POST", "/url", {"url": page.as_uri()})
+
+    def loaded():
+        s = wd.js(STATE_JS)
+        if s.get("errors"):
+            raise Fail(f"JS errors on the page: {s['errors']}")
+        if s.get("err"):
+            raise Fail(f"video failed to load (MediaError code {s['err']}; 4 = file missing or codec unsupported); "
+                       f"page says: {s.get('msg')!r}")
+        s["done"] = bool(s.get("ready") and s.get("rs", 0) >= 1)
+        return s
+    st = poll("window.veilReady and video metadata (readyState >= 1)", loaded, args.timeout)
+    timings["load"] = time.monotonic() - t0
+    if not st.get("w"):
+        raise Fail(f"video metadata loaded but it has no decodable picture (videoWidth 0; codec unsupported by this "
+                   f"browser, e.g. HEVC, so only audio plays); page says: {st.get('msg')!r}")
+    video_info = f"video {st['w']}x{st['h']} {st['dur']:.1f}s readyState={st['rs']}"
+
+    if wd.js("return document.documentElement.outerHTML.indexOf(arguments[0]);", PLACEHOLDER) != -1:
+        raise Fail(f"rendered page contains {PLACEHOLDER}")
+    data = wd.js("return JSON.parse(document.getElementById('veil-data').textContent);")
+    hs = data.get("highlights") or []
+    if not hs:
+        raise Fail("page has no highlights (need at least one to test navigation)")
+    src = data.get("source") or ""
+    shown = wd.js("return [document.title, document.getElementById('source').textContent];")
+    if src and (shown[1] != src or src not in shown[0]):
+        raise Fail(f"source name not shown verbatim: title={shown[0]!r} header={shown[1]!r}")
+    n_cards = wd.js("return document.querySelectorAll('#list .hl').length;")
+    if n_cards != len(hs):
+        raise Fail(f"{n_cards} cards for {len(hs)} highlights")
+    n_marks = wd.js("return document.querySelectorAll('#timeline .mk').length;")
+
+    # Record every completed seek, so a seek that playback runs past between polls still counts.
+    wd.js("const v = document.getElementById('player'); window.__bt = [];"
+          "v.addEventListener('seeked', () => window.__bt.push(v.currentTime));")
+    last_id = wd.js("const c = document.querySelectorAll('#list .hl'); return c[c.length - 1].getAttribute('data-id');")
+    by_id = {str(h.get("id")): h for h in hs}
+    if last_id not in by_id:
+        raise Fail(f"last card has data-id {last_id!r}, not found in the data")
+    last = by_id[last_id]
+    sel = '.hl[data-id="%s"]' % last_id.replace("\\", "\\\\").replace('"', '\\"')
+    el = wd.call("POST", "/element", {"using": "css selector", "value": sel})[ELEMENT_KEY]
+
+    t0 = time.monotonic()
+    wd.call("POST", f"/element/{el}/click", {})
+    start = float(last["start"])
+
+    def at_start():
+        r = wd.js("const v = document.getElementById('player'), s = arguments[0];"
+                  "const hit = !v.seeking && (Math.abs(v.currentTime - s) < 0.5 || (window.__bt || []).some(t => Math.abs(t - s) < 0.5));"
+                  "if (hit) v.pause(); return hit ? {t: v.currentTime, played: !v.paused || v.played.length > 0} : false;", start)
+        return r
+    r = poll(f"currentTime to reach the last highlight's start {start:.2f}s after clicking its card", at_start, 10)
+    timings["seek"] = time.monotonic() - t0
+
+    def active():
+        return wd.js("const c = document.querySelector(arguments[0]); const v = document.getElementById('player');"
+                     "return c.classList.contains('active') ? {t: v.currentTime} : false;", sel)
+    t_active = poll(f"card {last_id} to get class 'active' (paused at {r['t']:.2f}s, highlight {start:.2f}-{last['end']}s)",
+                    active, 5)["t"]
+
+    nav = "single highlight, key navigation skipped"
+    earlier = sorted((h for h in hs if float(h["start"]) < start - 0.5), key=lambda h: float(h["start"]))
+    if len(hs) >= 2 and earlier:
+        prev = earlier[-1]
+
+        def key_to(k, target):
+            wd.call("POST", "/actions", {"actions": [{"type": "key", "id": "kb", "actions": [
+                {"type": "keyDown", "value": k}, {"type": "keyUp", "value": k}]}]})
+            wd.call("DELETE", "/actions")
+            return poll(f"key {k!r} to seek to {target:.2f}s",
+                        lambda: wd.js("const v = document.getElementById('player');"
+                                      "return !v.seeking && Math.abs(v.currentTime - arguments[0]) < 0.5 ? {t: v.currentTime} : false;",
+                                      target), 5)["t"]
+        t_prev = key_to("p", float(prev["start"]))
+        t_next = key_to("n", start)
+        nav = f"p -> {t_prev:.2f}s (highlight {prev.get('id')}), n -> {t_next:.2f}s"
+    elif len(hs) >= 2:
+        nav = "all highlights start together, key navigation skipped"
+
+    if args.screenshot:
+        # let the frame at the new position be decoded and painted first
+        poll("the video frame to be ready for the screenshot",
+             lambda: wd.js("const v = document.getElementById('player'); return !v.seeking && v.readyState >= 2;"), 5)
+        time.sleep(0.3)
+        png = base64.b64decode(wd.call("GET", "/screenshot"))
+        Path(args.screenshot).write_bytes(png)
+
+    st = wd.js(STATE_JS)
+    if st.get("errors"):
+        raise Fail(f"JS errors on the page: {st['errors']}")
+    try:
+        entries = wd.call("POST", "/se/log", {"type": "browser"}) or []
+    except Fail:
+        entries = []  # log endpoint not supported by this chromedriver; window.veilErrors still checked
+    severe = [e.get("message", "") for e in entries
+              if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
+    if severe:
+        raise Fail(f"browser logged errors: {severe}")
+
+    timings["total"] = time.monotonic() - t_start
+    return (f"chromium {browser_version}; {len(hs)} highlights, {n_marks} markers; {video_info}; "
+            f"card {last_id} -> {r['t']:.2f}s, active at {t_active:.2f}s; {nav}; "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+            + (f"; screenshot {args.screenshot}" if args.screenshot else ""))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("page")
+    ap.add_argument("--screenshot", metavar="OUT.png")
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for page + video metadata")
+    ap.add_argument("--chromedriver", default=os.environ.get("CHROMEDRIVER", "chromedriver"))
+    ap.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+    args = ap.parse_args()
+
+    def on_signal(signum, _frame):
+        raise Fail(f"interrupted by signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    state = {}
+    t_start = time.monotonic()
+    rc = 1
+    try:
+        summary = run(args, t_start, state)
+        print(f"browser-test: ok ({summary})")
+        rc = 0
+    except Fail as e:
+        print(f"browser-test: FAIL: {e}")
+        wd = state.get("wd")
+        if args.screenshot and wd is not None and wd.sid:
+            try:  # a picture of the failing page helps more than the message alone
+                Path(args.screenshot).write_bytes(base64.b64decode(wd.call("GET", "/screenshot", timeout=10)))
+                print(f"browser-test: screenshot of the failing page: {args.screenshot}")
+            except (Fail, ValueError, OSError):
+                pass
+        log = state.get("log")
+        if log is not None and os.environ.get("BROWSER_TEST_VERBOSE"):
+            log.seek(0)
+            sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
+    finally:
+        cleanup(state)
+    sys.exit(rc)
+
+
+def cleanup(state):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    wd, proc = state.get("wd"), state.get("proc")
+    if wd is not None and wd.sid:
+        try:
+            wd.call("DELETE", "", timeout=10)
+        except Fail:
+            pass
+        wd.sid = None
+    if proc is not None:
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)  # chromedriver's own group: it and the browser it started
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+    if state.get("log") is not None:
+        state["log"].close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+//! Audio signals on 16 kHz mono samples, per 100 ms hop: loudness (EBU R128 momentary, via
+//! the `ebur128` crate), RMS level, high-band energy share, pitch, impulses and clipping.
+
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+use std::sync::Arc;
+
+/// Analysis sample rate.
+pub const RATE: u32 = 16_000;
+/// Samples per hop (100 ms).
+pub const HOP: usize = 1_600;
+/// Loudness reported for silence, in LUFS / dBFS: a floor, not minus infinity.
+pub const FLOOR_DB: f32 = -90.0;
+
+/// What one 100 ms hop contributes.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct AudioHop {
+    /// Start of the hop in seconds.
+    pub t: f64,
+    /// EBU R128 momentary loudness (400 ms window ending at this hop), LUFS.
+    pub loudness: f32,
+    /// RMS of the hop, dBFS.
+    pub rms_db: f32,
+    /// Share of the 100–4000 Hz energy above 1 kHz: vocal effort flattens the spectrum.
+    pub high_share: f32,
+    /// Fundamental frequency in Hz of the hop's strongest voiced frame, 0 when unvoiced.
+    pub pitch_hz: f32,
+    /// Largest rise of a 10 ms level over the median of the previous second, dB.
+    pub impulse_db: f32,
+    /// Share of samples at or beyond full scale.
+    pub clipped: f32,
+    /// Speech probability from the VAD (filled in later), 0..1.
+    pub speech: f32,
+}
+
+/// Streaming audio analyser: push 16 kHz mono samples, get one [`AudioHop`] per 100 ms.
+pub struct AudioAnalyzer {
+    meter: ebur128::EbuR128,
+    pending: Vec<f32>,
+    hops: Vec<AudioHop>,
+    /// 10 ms levels of the last second, for the impulse baseline.
+    recent_levels: std::collections::VecDeque<f32>,
+    fft: Arc<dyn Fft<f32>>,
+    spec: Vec<Complex32>,
+    /// Raw samples kept for the VAD, which runs after the pass.
+    pub samples: Vec<f32>,
+    keep_samples: bool,
+    t0: f64,
+}
+
+const FFT_N: usize = 2048;
+
+fn db(power: f64) -> f32 {
+    if power <= 1e-12 {
+        FLOOR_DB
+    } else {
+        ((10.0 * power.log10()) as f32).max(FLOOR_DB)
+    }
+}
+
+impl AudioAnalyzer {
+    /// `keep_samples`: keep the whole signal for the VAD pass (4 bytes per sample: 230 MB per
+    /// hour at 16 kHz).
+    pub fn new(keep_samples: bool) -> Self {
+        let meter = ebur128::EbuR128::new(1, RATE, ebur128::Mode::M)
+            .expect("mono 16 kHz is a valid EBU R128 configuration");
+        AudioAnalyzer {
+            meter,
+            pending: Vec::with_capacity(HOP * 2),
+            hops: Vec::new(),
+            recent_levels: std::collections::VecDeque::with_capacity(128),
+            fft: FftPlanner::new().plan_fft_forward(FFT_N),
+            spec: vec![Complex32::default(); FFT_N],
+            samples: Vec::new(),
+            keep_samples,
+            t0: 0.0,
+        }
+    }
+
+    /// Sets the time of the first sample (the audio stream's start time), before any push.
+    pub fn set_start(&mut self, t0: f64) {
+        self.t0 = t0;
+    }
+
+    pub fn push(&mut self, samples: &[f32]) {
+        if self.keep_samples {
+            self.samples.extend_from_slice(samples);
+        }
+        self.pending.extend_from_slice(samples);
+        let mut start = 0;
+        while self.pending.len() - start >= HOP {
+            let hop: Vec<f32> = self.pending[start..start + HOP].to_vec();
+            self.analyse_hop(&hop);
+            start += HOP;
+        }
+        self.pending.drain(..start);
+    }
+
+    /// Flushes a final partial hop (zero-padded) and returns the hops.
+    pub fn finish(mut self) -> (Vec<AudioHop>, Vec<f32>) {
+        if !self.pending.is_empty() {
+            let mut hop = std::mem::take(&mut self.pending);
+            hop.resize(HOP, 0.0);
+            self.analyse_hop(&hop);
+        }
+        (self.hops, self.samples)
+    }
+
+    fn analyse_hop(&mut self, hop: &[f32]) {
+        let t = self.t0 + self.hops.len() as f64 * HOP as f64 / RATE as f64;
+        let _ = self.meter.add_frames_f32(hop);
+        let loudness = self
+            .meter
+            .loudness_momentary()
+            .map(|l| (l as f32).max(FLOOR_DB))
+            .unwrap_or(FLOOR_DB);
+        let power = hop.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / hop.len() as f64;
+        let clipped = hop.iter().filter(|s| s.abs() >= 0.999).count() as f32 / hop.len() as f32;
+
+        // Impulse: 10 ms levels against the median of the previous second.
+        let mut impulse = 0.0f32;
+        for sub in hop.chunks(RATE as usize / 100) {
+            let p = sub.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / sub.len() as f64;
+            let l = db(p);
+            if self.recent_levels.len() >= 50 {
+                let mut v: Vec<f32> = self.recent_levels.iter().copied().collect();
+                v.sort_by(f32::total_cmp);
+                let med = v[v.len() / 2];
+                impulse = impulse.max(l - med);
+            }
+            self.recent_levels.push_back(l);
+            if self.recent_levels.len() > 100 {
+                self.recent_levels.pop_front();
+            }
+        }
+
+        // Spectrum of the hop (zero-padded to FFT_N, Hann window).
+        let n = hop.len();
+        for (i, c) in self.spec.iter_mut().enumerate() {
+            *c = if i < n {
+                let w = 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / (n - 1) as f32).cos();
+                Complex32::new(hop[i] * w, 0.0)
+            } else {
+                Complex32::default()
+            };
+        }
+        self.fft.process(&mut self.spec);
+        let bin_hz = RATE as f32 / FFT_N as f32;
+        let (mut low, mut high) = (0.0f64, 0.0f64);
+        for (i, c) in self.spec[..FFT_N / 2].iter().enumerate() {
+            let f = i as f32 * bin_hz;
+            let e = c.norm_sqr() as f64;
+            if (100.0..1000.0).contains(&f) {
+                low += e;
+            } else if (1000.0..4000.0).contains(&f) {
+                high += e;
+            }
+        }
+        let high_share = if low + high > 1e-9 {
+            (high / (low + high)) as f32
+        } else {
+            0.0
+        };
+
+        self.hops.push(AudioHop {
+            t,
+            loudness,
+            rms_db: db(power),
+            high_share,
+            pitch_hz: pitch(hop),
+            impulse_db: impulse,
+            clipped,
+            speech: 0.0,
+        });
+    }
+}
+
+/// Fundamental frequency (70–600 Hz) of the strongest 40 ms frame in a hop, by normalised
+/// autocorrelation; 0 when no frame is clearly periodic.
+pub fn pitch(hop: &[f32]) -> f32 {
+    let frame = (RATE as usize) * 40 / 1000;
+    let (min_lag, max_lag) = ((RATE / 600) as usize, (RATE / 70) as usize);
+    // Only the strongest frame is examined: it carries the voice when there is one.
+    let mut best = None;
+    let mut start = 0;
+    while start + frame + max_lag <= hop.len() {
+        let e: f32 = hop[start..start + frame].iter().map(|v| v * v).sum();
+        if best.map(|(be, _)| e > be).unwrap_or(true) {
+            best = Some((e, start));
+        }
+        start += frame / 2;
+    }
+    let Some((e0, start)) = best else {
+        return 0.0;
+    };
+    if e0 < 1e-6 {
+        return 0.0;
+    }
+    let x = &hop[start..start + frame];
+    let rs: Vec<f32> = (min_lag..=max_lag)
+        .map(|lag| {
+            let y = &hop[start + lag..start + lag + frame];
+            let (mut xy, mut yy) = (0.0f32, 0.0f32);
+            for (a, b) in x.iter().zip(y) {
+                xy += a * b;
+                yy += b * b;
+            }
+            xy / (e0 * yy).sqrt().max(1e-9)
+        })
+        .collect();
+    let max_r = rs.iter().copied().fold(0.0f32, f32::max);
+    if max_r < 0.6 {
+        return 0.0;
+    }
+    // The first local maximum close to the best: multiples of the period score as high.
+    for i in 1..rs.len().saturating_sub(1) {
+        if rs[i] >= 0.85 * max_r && rs[i] >= rs[i - 1] && rs[i] >= rs[i + 1] {
+            return RATE as f32 / (min_lag + i) as f32;
+        }
+    }
+    0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(freq: f32, amp: f32, secs: f32) -> Vec<f32> {
+        (0..(secs * RATE as f32) as usize)
+            .map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / RATE as f32).sin())
+            .collect()
+    }
+
+    #[test]
+    fn a_tone_at_a_known_level_gives_the_right_loudness() {
+        // A 1 kHz sine at -20 dBFS peak has an RMS of -23 dBFS; K-weighting adds about +0.7 dB
+        // at 1 kHz, and mono R128 loudness is -0.691 + 10 log10(mean square): -23.0 LUFS.
+        let amp = 10f32.powf(-20.0 / 20.0);
+        let mut a = AudioAnalyzer::new(false);
+        a.push(&tone(1000.0, amp, 3.0));
+        let (hops, _) = a.finish();
+        let last = hops[hops.len() - 2];
+        assert!(
+            (last.loudness - (-23.0)).abs() < 0.3,
+            "loudness {}",
+            last.loudness
+        );
+        assert!((last.rms_db - (-23.01)).abs() < 0.1, "rms {}", last.rms_db);
+        assert_eq!(last.clipped, 0.0);
+        // 10 dB quieter input reads 10 dB lower.
+        let mut b = AudioAnalyzer::new(false);
+        b.push(&tone(1000.0, amp / 10f32.powf(0.5), 3.0));
+        let (hb, _) = b.finish();
+        assert!((last.loudness - hb[hb.len() - 2].loudness - 10.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn pitch_of_a_harmonic_tone() {
+        let mut x = tone(220.0, 0.3, 0.1);
+        for (i, v) in tone(440.0, 0.15, 0.1).iter().enumerate() {
+            x[i] += v;
+        }
+        let f0 = pitch(&x);
+        assert!((f0 - 220.0).abs() < 5.0, "f0 {f0}");
+        let mut x: u32 = 2463534242;
+        let noise: Vec<f32> = (0..HOP)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x as f32 / u32::MAX as f32 - 0.5) * 0.3
+            })
+            .collect();
+        assert_eq!(pitch(&noise), 0.0);
+    }
+
+    #[test]
+    fn a_bang_after_quiet_reads_as_an_impulse_and_full_scale_as_clipping() {
+        let mut x = tone(300.0, 0.01, 2.0);
+        x.extend(std::iter::repeat(1.0f32).take(400));
+        x.extend(tone(300.0, 0.01, 0.5));
+        let mut a = AudioAnalyzer::new(false);
+        a.push(&x);
+        let (hops, _) = a.finish();
+        let max_imp = hops.iter().map(|h| h.impulse_db).fold(0.0, f32::max);
+        assert!(max_imp > 30.0, "impulse {max_imp}");
+        assert!(hops.iter().any(|h| h.clipped > 0.0));
+        // The steady part before the bang shows none.
+        assert!(hops[12].impulse_db < 3.0);
+    }
+
+    #[test]
+    fn high_share_rises_with_brighter_spectra() {
+        let mut a = AudioAnalyzer::new(false);
+        a.push(&tone(300.0, 0.3, 0.2));
+        let mut b = AudioAnalyzer::new(false);
+        b.push(&tone(2500.0, 0.3, 0.2));
+        let (ha, _) = a.finish();
+        let (hb, _) = b.finish();
+        assert!(ha[1].high_share < 0.1 && hb[1].high_share > 0.9);
+    }
+}

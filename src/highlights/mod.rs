@@ -1,0 +1,498 @@
+//! Escalation highlights: timestamped key moments (shouting, loud impulses, struggle, running,
+//! rising tension) from audio and camera-motion signals, written as JSON, WebVTT chapters and
+//! a self-contained review page.
+//!
+//! [`Analyzer`] is fed by whoever decodes: [`analyze_file`] on its own (`veil highlights`), or
+//! the redaction pipeline (`veil process`), so a file is decoded once for both jobs.
+
+pub mod audio;
+pub mod eval;
+pub mod fusion;
+pub mod motion;
+pub mod output;
+pub mod vad;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ffmpeg::{codec, format, frame, software, Packet};
+use ffmpeg_next as ffmpeg;
+use serde::Serialize;
+
+use crate::error::{Result, VeilError};
+use crate::models::{Manifest, Task};
+use crate::video::Input;
+pub use fusion::{Highlight, Kind};
+
+/// Settings for highlight detection.
+#[derive(Debug, Clone, Serialize)]
+pub struct HighlightOptions {
+    /// 0..1: higher finds more (and more false alarms). 0.5 is the documented default.
+    pub sensitivity: f32,
+    /// Intra-op threads for the VAD model.
+    pub threads: usize,
+    /// Run Silero VAD (needs the model installed); without it speech presence is estimated
+    /// from pitch alone.
+    pub vad: bool,
+    /// Optional extra ONNX signal: (path, kind).
+    #[serde(skip)]
+    pub extra: Option<extra::ExtraSignal>,
+}
+
+impl Default for HighlightOptions {
+    fn default() -> Self {
+        HighlightOptions {
+            sensitivity: 0.5,
+            threads: 1,
+            vad: true,
+            extra: None,
+        }
+    }
+}
+
+pub mod extra;
+
+/// Thumbnail width in pixels.
+const THUMB_W: u32 = 192;
+
+/// Collects signals from decoded media.
+pub struct Analyzer {
+    motion: motion::MotionEstimator,
+    frames: Vec<motion::FrameMotion>,
+    gray: Option<(software::scaling::Context, format::Pixel, u32, u32)>,
+    gray_frame: frame::Video,
+    thumb_scaler: Option<(software::scaling::Context, format::Pixel, u32, u32)>,
+    thumb_frame: frame::Video,
+    /// One JPEG per second of video: (time, bytes).
+    thumbs: Vec<(f64, Vec<u8>)>,
+    next_thumb: f64,
+    audio: Option<AudioTap>,
+    origin: f64,
+    video_tb: f64,
+    pub last_t: f64,
+}
+
+struct AudioTap {
+    index: usize,
+    tb: f64,
+    decoder: ffmpeg::decoder::Audio,
+    resampler: Option<software::resampling::Context>,
+    analyzer: audio::AudioAnalyzer,
+    started: bool,
+    decoded: frame::Audio,
+}
+
+impl Analyzer {
+    /// Prepares for the file open in `ictx` whose video stream is `video_index`.
+    pub fn new(ictx: &format::context::Input, video_index: usize) -> Result<Analyzer> {
+        // SAFETY: reading a plain field of a live format context.
+        let start = unsafe { (*ictx.as_ptr()).start_time };
+        let origin = if start != ffmpeg::ffi::AV_NOPTS_VALUE {
+            start as f64 / ffmpeg::ffi::AV_TIME_BASE as f64
+        } else {
+            0.0
+        };
+        let video_tb = ictx
+            .stream(video_index)
+            .map(|s| f64::from(s.time_base()))
+            .unwrap_or(1.0 / 90000.0);
+        let audio = match ictx.streams().best(ffmpeg::media::Type::Audio) {
+            Some(st) => {
+                let ctx = codec::context::Context::from_parameters(st.parameters())
+                    .map_err(|e| VeilError::ffmpeg("audio decoder", e))?;
+                match ctx.decoder().audio() {
+                    Ok(decoder) => Some(AudioTap {
+                        index: st.index(),
+                        tb: f64::from(st.time_base()),
+                        decoder,
+                        resampler: None,
+                        analyzer: audio::AudioAnalyzer::new(true),
+                        started: false,
+                        decoded: frame::Audio::empty(),
+                    }),
+                    Err(e) => {
+                        tracing::warn!("audio stream {} cannot be decoded ({e}); highlights use the picture only", st.index());
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok(Analyzer {
+            motion: motion::MotionEstimator::new(),
+            frames: Vec::new(),
+            gray: None,
+            gray_frame: frame::Video::empty(),
+            thumb_scaler: None,
+            thumb_frame: frame::Video::empty(),
+            thumbs: Vec::new(),
+            next_thumb: 0.0,
+            audio,
+            origin,
+            video_tb,
+            last_t: 0.0,
+        })
+    }
+
+    /// The stream whose packets [`Analyzer::push_audio_packet`] wants, if any.
+    pub fn audio_stream(&self) -> Option<usize> {
+        self.audio.as_ref().map(|a| a.index)
+    }
+
+    /// Seconds from the start of the file for a video pts.
+    pub fn video_time(&self, pts: i64) -> f64 {
+        (pts as f64 * self.video_tb - self.origin).max(0.0)
+    }
+
+    /// Adds a decoded video frame shown at `t` seconds.
+    pub fn push_video_frame(&mut self, f: &frame::Video, t: f64) -> Result<()> {
+        let (fmt, w, h) = (f.format(), f.width(), f.height());
+        if self.gray.as_ref().map(|g| (g.1, g.2, g.3)) != Some((fmt, w, h)) {
+            let ctx = software::scaling::Context::get(
+                fmt,
+                w,
+                h,
+                format::Pixel::GRAY8,
+                motion::AW as u32,
+                motion::AH as u32,
+                software::scaling::Flags::AREA,
+            )
+            .map_err(|e| VeilError::ffmpeg("analysis scaler", e))?;
+            self.gray = Some((ctx, fmt, w, h));
+        }
+        let (ctx, ..) = self.gray.as_mut().expect("set above");
+        ctx.run(f, &mut self.gray_frame)
+            .map_err(|e| VeilError::ffmpeg("analysis scaler", e))?;
+        let stride = self.gray_frame.stride(0);
+        let data = self.gray_frame.data(0);
+        let mut pix = Vec::with_capacity(motion::AW * motion::AH);
+        for y in 0..motion::AH {
+            pix.extend_from_slice(&data[y * stride..y * stride + motion::AW]);
+        }
+        let m = self.motion.push(&pix, t);
+        self.frames.push(m);
+        self.last_t = self.last_t.max(t);
+        Ok(())
+    }
+
+    /// True when the frame at `t` should give a thumbnail (one per second).
+    pub fn wants_thumb(&self, t: f64) -> bool {
+        t >= self.next_thumb
+    }
+
+    /// Keeps a small JPEG of the frame at `t` (call with the frame as it will be shown: the
+    /// redacted one when redacting).
+    pub fn push_thumb(&mut self, f: &frame::Video, t: f64) -> Result<()> {
+        if !self.wants_thumb(t) {
+            return Ok(());
+        }
+        self.next_thumb = t.floor() + 1.0;
+        let (fmt, w, h) = (f.format(), f.width(), f.height());
+        let tw = THUMB_W.min(w).max(2);
+        let th = ((h as u64 * tw as u64 / w.max(1) as u64) as u32).max(2) & !1;
+        if self.thumb_scaler.as_ref().map(|g| (g.1, g.2, g.3)) != Some((fmt, w, h)) {
+            let ctx = software::scaling::Context::get(
+                fmt,
+                w,
+                h,
+                format::Pixel::RGB24,
+                tw,
+                th,
+                software::scaling::Flags::AREA,
+            )
+            .map_err(|e| VeilError::ffmpeg("thumbnail scaler", e))?;
+            self.thumb_scaler = Some((ctx, fmt, w, h));
+        }
+        let (ctx, ..) = self.thumb_scaler.as_mut().expect("set above");
+        ctx.run(f, &mut self.thumb_frame)
+            .map_err(|e| VeilError::ffmpeg("thumbnail scaler", e))?;
+        let stride = self.thumb_frame.stride(0);
+        let data = self.thumb_frame.data(0);
+        let mut rgb = Vec::with_capacity((tw * th * 3) as usize);
+        for y in 0..th as usize {
+            rgb.extend_from_slice(&data[y * stride..y * stride + tw as usize * 3]);
+        }
+        let mut jpg = Vec::new();
+        let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 70);
+        image::ImageEncoder::write_image(enc, &rgb, tw, th, image::ExtendedColorType::Rgb8)
+            .map_err(|e| VeilError::ffmpeg("thumbnail", e))?;
+        self.thumbs.push((t, jpg));
+        Ok(())
+    }
+
+    /// Adds a packet of the analysed audio stream (others are ignored). Audio that cannot be
+    /// decoded is skipped with a warning: highlights are advisory, redaction is not.
+    pub fn push_audio_packet(&mut self, pkt: &Packet) -> Result<()> {
+        let origin = self.origin;
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        if pkt.stream() != a.index {
+            return Ok(());
+        }
+        if let Err(e) = a.decoder.send_packet(pkt) {
+            tracing::debug!("audio packet skipped: {e}");
+            return Ok(());
+        }
+        a.drain(origin)
+    }
+
+    /// Flushes decoders and computes the highlights. `duration` in seconds (0: from the data).
+    pub fn finish(mut self, duration: f64, opts: &HighlightOptions) -> Result<Analysis> {
+        let origin = self.origin;
+        let started = Instant::now();
+        let (hops, samples) = match self.audio.take() {
+            Some(mut a) => {
+                let _ = a.decoder.send_eof();
+                a.drain(origin)?;
+                if let Some(r) = a.resampler.as_mut() {
+                    let mut out = frame::Audio::empty();
+                    while let Ok(Some(_)) | Ok(None) = r.flush(&mut out) {
+                        if out.samples() == 0 {
+                            break;
+                        }
+                        a.analyzer.push(&out.plane::<f32>(0)[..out.samples()]);
+                        out = frame::Audio::empty();
+                    }
+                }
+                a.analyzer.finish()
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut hops = hops;
+        let mut models = Vec::new();
+        let mut notes = Vec::new();
+        if !samples.is_empty() {
+            if opts.vad {
+                let manifest = Manifest::builtin()?;
+                let entry = manifest.default_for(Task::Vad).ok_or_else(|| {
+                    VeilError::Config("the manifest has no voice-activity model".into())
+                })?;
+                let model = entry.resolve()?;
+                let session =
+                    crate::runtime::open_session(&model.id, &model.path, opts.threads.max(1))?;
+                let mut v = vad::Vad::new(session, &model.id);
+                let probs = v.run(&samples)?;
+                let per_hop = vad::per_hop(&probs, hops.len());
+                for (h, p) in hops.iter_mut().zip(per_hop) {
+                    h.speech = p;
+                }
+                models.push(ModelUse {
+                    id: model.id.clone(),
+                    sha256: model.sha256.clone(),
+                    license: entry.license.clone(),
+                });
+            } else {
+                notes.push(
+                    "voice activity model disabled: speech presence estimated from pitch"
+                        .to_string(),
+                );
+                for h in hops.iter_mut() {
+                    h.speech = if h.pitch_hz > 0.0 { 0.7 } else { 0.0 };
+                }
+            }
+        } else {
+            notes.push("no decodable audio: audio signals are absent".to_string());
+        }
+        if self.frames.is_empty() {
+            notes.push("no video frames: camera signals are absent".to_string());
+        }
+        let data_end = self
+            .last_t
+            .max(hops.last().map(|h| h.t + 0.1).unwrap_or(0.0));
+        let duration = if duration > 0.0 { duration } else { data_end };
+        let secs = fusion::seconds(&hops, &self.frames, duration);
+        let mut extra_tracks = Vec::new();
+        if let Some(x) = &opts.extra {
+            let (track, m) = x.run(&samples, secs.len(), opts.threads)?;
+            extra_tracks.push((x.kind, x.name.clone(), track));
+            models.push(m);
+        }
+        let fused = fusion::fuse(&secs, &extra_tracks, opts.sensitivity);
+        let highlights = fusion::highlights(&fused.events, duration);
+        let thumbs = std::mem::take(&mut self.thumbs);
+        tracing::debug!(
+            seconds = secs.len(),
+            highlights = highlights.len(),
+            finish_s = started.elapsed().as_secs_f64(),
+            "highlights"
+        );
+        Ok(Analysis {
+            duration,
+            seconds: secs,
+            scores: fused.scores,
+            baseline: fused.baseline,
+            highlights,
+            thumbs,
+            models,
+            notes,
+            sensitivity: opts.sensitivity,
+        })
+    }
+}
+
+impl AudioTap {
+    fn drain(&mut self, origin: f64) -> Result<()> {
+        while self.decoder.receive_frame(&mut self.decoded).is_ok() {
+            if !self.started {
+                self.started = true;
+                let t = self
+                    .decoded
+                    .pts()
+                    .map(|p| p as f64 * self.tb - origin)
+                    .unwrap_or(0.0)
+                    .max(0.0);
+                self.analyzer.set_start(t);
+            }
+            let f = &self.decoded;
+            if f.samples() == 0 {
+                continue;
+            }
+            let layout = if f.channel_layout().bits() == 0 {
+                ffmpeg::ChannelLayout::default(f.channels() as i32)
+            } else {
+                f.channel_layout()
+            };
+            if self.resampler.as_ref().map(|r| {
+                let i = r.input();
+                (i.format, i.channel_layout, i.rate)
+            }) != Some((f.format(), layout, f.rate()))
+            {
+                self.resampler = Some(
+                    software::resampling::Context::get(
+                        f.format(),
+                        layout,
+                        f.rate(),
+                        format::Sample::F32(format::sample::Type::Packed),
+                        ffmpeg::ChannelLayout::MONO,
+                        audio::RATE,
+                    )
+                    .map_err(|e| VeilError::ffmpeg("audio resampler", e))?,
+                );
+            }
+            let r = self.resampler.as_mut().expect("set above");
+            let cap = f.samples() * audio::RATE as usize / f.rate().max(1) as usize + 256;
+            let mut out = frame::Audio::new(
+                format::Sample::F32(format::sample::Type::Packed),
+                cap,
+                ffmpeg::ChannelLayout::MONO,
+            );
+            let mut src = self.decoded.clone();
+            if src.channel_layout().bits() == 0 {
+                src.set_channel_layout(layout);
+            }
+            r.run(&src, &mut out)
+                .map_err(|e| VeilError::ffmpeg("audio resampler", e))?;
+            let n = out.samples();
+            if n > 0 {
+                self.analyzer.push(&out.plane::<f32>(0)[..n]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A model that contributed to the highlights.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelUse {
+    pub id: String,
+    pub sha256: String,
+    pub license: String,
+}
+
+/// The result of an analysis.
+pub struct Analysis {
+    pub duration: f64,
+    pub seconds: Vec<fusion::Second>,
+    pub scores: Vec<(Kind, Vec<f32>)>,
+    pub baseline: fusion::Baseline,
+    pub highlights: Vec<Highlight>,
+    pub thumbs: Vec<(f64, Vec<u8>)>,
+    pub models: Vec<ModelUse>,
+    pub notes: Vec<String>,
+    pub sensitivity: f32,
+}
+
+impl Analysis {
+    /// The thumbnail nearest to `t`.
+    pub fn thumb_at(&self, t: f64) -> Option<&[u8]> {
+        self.thumbs
+            .iter()
+            .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+            .map(|(_, j)| j.as_slice())
+    }
+}
+
+/// Decodes `input` (video and audio) and analyses it, with no redaction.
+pub fn analyze_file(
+    input: &Path,
+    opts: &HighlightOptions,
+    progress: Option<crate::pipeline::ProgressFn>,
+) -> Result<Analysis> {
+    let mut inp = Input::open(input, 2)?;
+    let mut an = Analyzer::new(&inp.ictx, inp.video_index)?;
+    let vi = inp.video_index;
+    let total = inp.info.frames_hint;
+    let duration = inp.info.duration_s.unwrap_or(0.0);
+    let mut decoded = frame::Video::empty();
+    let mut n = 0u64;
+    let mut pkt = Packet::empty();
+    let on_frame = |an: &mut Analyzer, f: &frame::Video, n: &mut u64| -> Result<()> {
+        let t = an.video_time(f.timestamp().unwrap_or(0));
+        an.push_video_frame(f, t)?;
+        an.push_thumb(f, t)?;
+        *n += 1;
+        if let Some(cb) = progress {
+            cb(*n, total);
+        }
+        Ok(())
+    };
+    loop {
+        if crate::cancel::requested() {
+            return Err(VeilError::Interrupted);
+        }
+        match pkt.read(&mut inp.ictx) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                return Err(VeilError::Input {
+                    path: input.to_path_buf(),
+                    msg: format!("demuxing failed after {n} frames: {e}"),
+                })
+            }
+        }
+        if pkt.stream() == vi {
+            if inp.decoder.send_packet(&pkt).is_err() {
+                tracing::warn!("video packet {} could not be decoded; skipped", n);
+            }
+            while inp.decoder.receive_frame(&mut decoded).is_ok() {
+                on_frame(&mut an, &decoded, &mut n)?;
+            }
+        } else {
+            an.push_audio_packet(&pkt)?;
+        }
+    }
+    let _ = inp.decoder.send_eof();
+    while inp.decoder.receive_frame(&mut decoded).is_ok() {
+        on_frame(&mut an, &decoded, &mut n)?;
+    }
+    an.finish(duration, opts)
+}
+
+/// Where `veil highlights` / `veil process` put their files.
+pub struct OutputNames {
+    pub json: PathBuf,
+    pub vtt: PathBuf,
+    pub html: PathBuf,
+}
+
+impl OutputNames {
+    /// `DIR/highlights.json` etc. when `prefix` is empty, `DIR/<prefix>highlights.json` else.
+    pub fn new(dir: &Path, prefix: &str) -> OutputNames {
+        OutputNames {
+            json: dir.join(format!("{prefix}highlights.json")),
+            vtt: dir.join(format!("{prefix}highlights.vtt")),
+            html: dir.join(format!("{prefix}review.html")),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `veil process`: one decode for both jobs — the redacted video with its audit record, and
+//! the highlights (JSON, WebVTT, review page) whose thumbnails come from the redacted frames.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Result, VeilError};
+use crate::highlights::{self, Analyzer, HighlightOptions, OutputNames};
+use crate::pipeline::{self, Detectors, ProgressFn, RedactOptions, RedactSummary};
+use crate::video::Input;
+
+#[derive(Debug, Serialize)]
+pub struct ProcessSummary {
+    pub redact: RedactSummary,
+    pub highlights: usize,
+    pub highlights_json: PathBuf,
+    pub highlights_vtt: PathBuf,
+    pub review_html: PathBuf,
+    pub seconds: f64,
+}
+
+/// The redacted file `veil process` writes in `dir` for `input`: same container when it is
+/// one veil writes, else Matroska.
+pub fn redacted_name(dir: &Path, input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into());
+    let ext = input
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .filter(|e| ["mp4", "mov", "mkv"].contains(&e.as_str()))
+        .unwrap_or_else(|| "mkv".into());
+    dir.join(format!("{stem}.redacted.{ext}"))
+}
+
+/// Redacts `input` into `output` and analyses it for highlights in the same decode, then
+/// writes the highlight files named by `names`. The redacted output is committed before the
+/// highlights are computed: a failure there leaves a complete, audited redaction.
+pub fn process_video(
+    input: &Path,
+    output: &Path,
+    names: &OutputNames,
+    opts: &RedactOptions,
+    hopts: &HighlightOptions,
+    dets: &mut Detectors,
+    progress: Option<ProgressFn>,
+) -> Result<ProcessSummary> {
+    let started = Instant::now();
+    pipeline::check_paths(input, output)?;
+    let mut analyzer = {
+        let probe = Input::open(input, 1)?;
+        Analyzer::new(&probe.ictx, probe.video_index)?
+    };
+    let summary = pipeline::redact_video(input, output, opts, dets, progress, Some(&mut analyzer))?;
+    // Duration 0: the analyser takes the end of the video or the audio, whichever is later.
+    let analysis = analyzer.finish(0.0, hopts).map_err(|e| {
+        VeilError::Config(format!(
+            "the redacted video {} is complete, but highlights failed: {e}",
+            output.display()
+        ))
+    })?;
+    let sha = crate::audit::AuditRecord::read(&summary.audit)
+        .ok()
+        .map(|a| a.input.sha256);
+    highlights::output::write(
+        &analysis,
+        names,
+        input,
+        sha.as_deref(),
+        Some(output),
+        Some(input),
+    )?;
+    Ok(ProcessSummary {
+        highlights: analysis.highlights.len(),
+        highlights_json: names.json.clone(),
+        highlights_vtt: names.vtt.clone(),
+        review_html: names.html.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        redact: summary,
+    })
+}
+
+/// `veil process IN -o DIR`.
+pub fn process_file(
+    input: &Path,
+    dir: &Path,
+    opts: &RedactOptions,
+    hopts: &HighlightOptions,
+    progress: Option<ProgressFn>,
+) -> Result<ProcessSummary> {
+    opts.validate()?;
+    if pipeline::is_image(input) {
+        return Err(VeilError::Config(format!(
+            "{}: `process` takes video; redact images with `veil redact`",
+            input.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| VeilError::io("cannot create output folder", dir, e))?;
+    let output = redacted_name(dir, input);
+    let names = OutputNames::new(dir, "");
+    let mut dets = Detectors::load(opts)?;
+    process_video(input, &output, &names, opts, hopts, &mut dets, progress)
+}
