@@ -6,29 +6,34 @@ VEIL := target/release/veil
 DEMO_IN ?= fixtures/face_720p.mp4
 DEMO_OUT ?= out/demo
 
-.PHONY: all setup build demo test lint unit fuzz slurm-test eval bench clean
+.PHONY: all setup setup-test build demo test lint unit fuzz slurm-test eval eval-highlights bench clean
 
 all: build
 
 setup:
 	@scripts/setup.sh
 
+# The tests also drive a real headless browser over the review pages.
+setup-test:
+	@scripts/setup.sh chromium chromium-driver
+
 build: setup
 	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found; install a Rust toolchain (rustup, Rust >= 1.80)" >&2; exit 1; }
 	$(CARGO) build --release --locked
 
-# Redact the bundled sample: video with audio, plus a still image.
+# The main job on the bundled sample: redact the video and find its highlights in one pass
+# (redacted video, audit record, highlights.json/.vtt, review.html), plus a still image.
 demo: build
 	$(VEIL) models
-	$(VEIL) redact $(DEMO_IN) -o $(DEMO_OUT)/face_720p.redacted.mp4
+	$(VEIL) process $(DEMO_IN) -o $(DEMO_OUT)
 	$(VEIL) redact fixtures/astronaut.png -o $(DEMO_OUT)/astronaut.redacted.png
-	@echo "demo: outputs and audit records in $(DEMO_OUT)/"
+	@echo "demo: outputs in $(DEMO_OUT)/; open $(DEMO_OUT)/review.html in a browser"
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 
-unit: setup
+unit: setup-test
 	$(CARGO) test --release --locked
 
 # Time-boxed fuzzing of the project's parsers (FUZZ_SECONDS per target).
@@ -38,7 +43,7 @@ fuzz: setup
 
 # The README's test command: lint, every test (evaluation tests on ../shared/data run when it is
 # present and say they are skipped otherwise), then time-boxed fuzzing.
-test: setup lint unit fuzz
+test: setup-test lint unit fuzz
 
 # A local Slurm cluster (munge, slurmctld, slurmd) runs deploy/slurm/veil-array.sbatch (root).
 slurm-test: build
@@ -47,6 +52,12 @@ slurm-test: build
 # Recall on the labelled media in ../shared/data (or VEIL_DATA).
 eval: build
 	$(VEIL) eval --data $${VEIL_DATA:-../shared/data}
+
+# Highlight event recall and false alarms on the synthetic event set (built on first use).
+EVENTS ?= .cache/events
+eval-highlights: build
+	scripts/make-event-clips.sh $(EVENTS)
+	$(VEIL) eval-highlights $(EVENTS)
 
 clean:
 	$(CARGO) clean

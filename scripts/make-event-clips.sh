@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds an evaluation set of synthetic body-cam-like clips with KNOWN escalation
 # event times (shouting, screams, loud impulses, struggle shake, running), plus
-# calm clips for false-alarm rates. Sources and ground-truth rules: EVENTS.md.
+# calm clips for false-alarm rates. Sources, licences, ground truth: scripts/EVENTS.md.
 #
 #   scripts/make-event-clips.sh [OUTDIR]     (default: .cache/events at the repo root)
 #
@@ -16,7 +16,7 @@ VERSION=1   # bump whenever the output changes
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-$repo/.cache/events}
 HW=/usr/share/games/hedgewars/Data/Sounds
-REF=-32     # calm speech RMS in dBFS before the per-clip microphone gain
+REF=-34     # calm speech RMS in dBFS before the per-clip microphone gain
 ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
 
 # ---------------------------------------------------------------- apt (as scripts/setup.sh)
@@ -27,7 +27,7 @@ ensure_apt() {
   ((${#missing[@]})) || return 0
   [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
   echo "make-event-clips: installing apt packages: ${missing[*]}"
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
     install -y -qq --no-install-recommends "${missing[@]}"
 }
@@ -46,14 +46,16 @@ mkdir -p "$out"
 rm -f "$out"/index.json "$out"/event_*.mp4 "$out"/calm_*.mp4
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM HUP   # so that the EXIT trap runs
 t_start=$SECONDS
 
 # ---------------------------------------------------------------- helpers
-# Seeded LCG: `rnd LO HI` sets R to an integer in [LO, HI]. Call it in the
-# current shell (never inside $(...)), or the state is lost.
+# Seeded LCG: `seed N` hashes N into the state; `rnd LO HI` sets R to an integer
+# in [LO, HI] from the state's high bits. Call both in the current shell (never
+# inside $(...)), or the state is lost.
 rng=1
-seed() { rng=$(( ($1 * 2654435761 + 12345) % 2147483648 )); }
-rnd() { rng=$(( (rng * 1103515245 + 12345) % 2147483648 )); R=$(( $1 + (rng >> 8) % ($2 - $1 + 1) )); }
+seed() { local x=$(( ($1 + 0x9E3779B9) & 0x7fffffff )) i; for i in 1 2 3; do x=$(( ((x ^ (x >> 15)) * 0x2c1b3c6d) & 0x7fffffff )); done; rng=$x; }
+rnd() { rng=$(( (rng * 1103515245 + 12345) % 2147483648 )); R=$(( $1 + ((rng >> 15) * ($2 - $1 + 1) >> 16) )); }
 pick() { local -n _arr=$1; rnd 0 $(( ${#_arr[@]} - 1 )); P=${_arr[R]}; }
 sec() { printf '%d.%03d' $(( $1 / 1000 )) $(( $1 % 1000 )); }        # ms -> "s.mmm" (ms >= 0)
 phase() { rnd 0 6283; PH=$(sec "$R"); }                              # PH: random phase (radians)
@@ -61,13 +63,13 @@ join() { local x; J=""; for x; do J+="${J:+,$'\n'        }$x"; done; }  # J: JSO
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }                      # float arithmetic
 amp() { awk "BEGIN { printf \"%.5f\", 10^(($1)/20) }"; }            # dBFS -> linear
 
-# prep NAME SRC: decode to $tmp/NAME.wav (48 kHz mono float), trim leading and
-# trailing parts below -50 dBFS, and record LEN (ms), RMS and PEAK (dBFS).
+# prep NAME SRC [FILTER]: decode to $tmp/NAME.wav (48 kHz mono float), trim leading
+# and trailing parts below -50 dBFS, apply FILTER, record LEN (ms), RMS, PEAK (dBFS).
 declare -A LEN RMS PEAK
 prep() {
   local trim="silenceremove=start_periods=1:start_threshold=-50dB" st
   [[ -n ${LEN[$1]:-} ]] && return 0
-  st=$(ffmpeg -nostdin -hide_banner -nostats -i "$2" -af "aresample=48000,aformat=sample_fmts=flt:channel_layouts=mono,$trim,areverse,$trim,areverse,astats=measure_perchannel=none:measure_overall=Peak_level+RMS_level+Number_of_samples" \
+  st=$(ffmpeg -nostdin -hide_banner -nostats -i "$2" -af "aresample=48000,aformat=sample_fmts=flt:channel_layouts=mono,$trim,areverse,$trim,areverse,${3:+$3,}astats=measure_perchannel=none:measure_overall=Peak_level+RMS_level+Number_of_samples" \
     -c:a pcm_f32le -y "$tmp/$1.wav" 2>&1 |
     awk -F': ' '/Peak level dB/{p=$2} /RMS level dB/{r=$2} /Number of samples/{n=$2} END{printf "%d %.2f %.2f", n/48, r, p}')
   read -r "LEN[$1]" "RMS[$1]" "PEAK[$1]" <<<"$st"
@@ -98,7 +100,10 @@ for i in "${!SENTENCES[@]}"; do
   for j in $(( i % 6 )) $(( (i + 3) % 6 )); do
     read -r v s p <<<"${VOICES[j]}"
     espeak-ng -v "$v" -s "$s" -p "$p" -w "$tmp/raw_sp_${i}_$j.wav" "${SENTENCES[i]}"
-    prep "sp_${i}_$j" "$tmp/raw_sp_${i}_$j.wav"; SPEECH+=("sp_${i}_$j")
+    # espeak-ng's peaks sit ~20 dB over its RMS (-20 dBFS); limit them to a
+    # more mic-like ~14 dB crest so bangs stay well above speech peaks.
+    prep "sp_${i}_$j" "$tmp/raw_sp_${i}_$j.wav" "alimiter=limit=0.45:level=0:attack=2:release=30:latency=1"
+    SPEECH+=("sp_${i}_$j")
   done
 done
 
@@ -129,7 +134,7 @@ add_speech() { # calm utterances with pauses, skipping BUSY spans
   while :; do
     pick SPEECH; n=$P
     (( t + ${LEN[$n]} > $1 - 500 )) && break
-    if free_at "$t" $(( t + LEN[$n] )); then
+    if free_at "$t" $(( t + ${LEN[$n]} )); then
       rnd -2 2; add_file "$n" "$t" "$(calc "$REF - (${RMS[$n]}) + $R")"
       rnd 1500 7000; t=$(( t + ${LEN[$n]} + R ))
     else t=$(( t + 1000 )); fi
@@ -154,9 +159,11 @@ plan_shouting() { # 2-6 s of shouted lines by one hedgewars voice, +10..+18 dB
   rnd 10 18; E_LEN=$end; E_ARGS="$R ${parts#,}"
 }
 emit_shouting() { # ONSET LEN REL PARTS [DETAIL]
-  local p names=""
-  for p in ${4//,/ }; do add_file "${p%@*}" $(( $1 + ${p#*@} )) "$(calc "$REF + $3 - (${RMS[${p%@*}]})")"; names+=" ${p%@*}"; done
-  json_ev EVJ shouting "$1" $(( $1 + $2 )) "${5:-voice_lines}" "hedgewars:${names//hw_voices_/ } at +$3 dB"
+  local p n names=""
+  for p in ${4//,/ }; do
+    n=${p%@*}; add_file "$n" $(( $1 + ${p#*@} )) "$(calc "$REF + $3 - (${RMS[$n]})")"; names+="${names:+, }${n##*_}"
+  done
+  n=${n#hw_voices_}; json_ev EVJ shouting "$1" $(( $1 + $2 )) "${5:-voice_lines}" "hedgewars voice ${n%_*}: $names, +$3 dB RMS over calm speech"
 }
 plan_scream() { # synthetic harmonic sweep, or a hedgewars "Nooo"; +12..+20 dB
   local f0 f1; rnd 12 20; local rel=$R; rnd 0 1
@@ -168,10 +175,10 @@ emit_scream() { # ONSET LEN hw REL PARTS | ONSET LEN synth REL F0 F1
   local L; L=$(sec "$2"); rnd 20 60; local v=$R; rnd 50 70
   local ex="st(0,2*PI*($5*t+($6-$5)*$L/PI*(1-cos(PI*t/$L)))-$v/($R/10)*cos(2*PI*($R/10)*t));$(amp "$REF + $4 + 2")*min(1,t/0.05)*min(1,($L-t)/0.2)*(sin(ld(0))+0.5*sin(2*ld(0))+0.3*sin(3*ld(0))+0.2*sin(4*ld(0)))"
   add_src "aevalsrc=exprs='$ex':s=48000:d=$L" "$1"
-  json_ev EVJ shouting "$1" $(( $1 + $2 )) scream "synthetic scream $5-$6-$5 Hz sweep, vibrato $v Hz, at +$4 dB RMS"
+  json_ev EVJ shouting "$1" $(( $1 + $2 )) scream "synthetic scream, $5-$6-$5 Hz sweep, vibrato +-$v Hz at $(calc "$R / 10") Hz, +$4 dB RMS over calm speech"
 }
-plan_impulse() { # hedgewars bang/impact, or 1-3 synthetic gunshots; peak +24..+32 dB over speech RMS
-  rnd 24 32; local rel=$R n; rnd 0 3
+plan_impulse() { # hedgewars bang/impact, or 1-3 synthetic gunshots; peak +24..+33 dB over speech RMS
+  rnd 24 33; local rel=$R n; rnd 0 3
   if (( R )); then pick BANGS; hw "$P"; E_LEN=${LEN[$P]}; E_ARGS="hw $rel $P"
   else rnd 1 3; n=$R; rnd 150 450; E_LEN=$(( (n - 1) * R + 600 )); E_ARGS="synth $rel $n $R"; fi
 }
@@ -205,9 +212,11 @@ emit_struggle() { # ONSET LEN A PHASES(6) [GRUNTS]
   XT+=$(shake_term "$3" 2.31 5.73 "$4" "$5" "$6" 6.1 "$a" "$b")
   YT+=$(shake_term $(( $3 * 7 / 10 )) 1.87 4.39 "$7" "$8" "$9" 4.7 "$a" "$b")
   if [[ -n ${10:-} ]]; then det=shake_grunts
-    for p in ${10//,/ }; do rnd 0 8; add_file "${p%@*}" $(( $1 + ${p#*@} )) "$(calc "$REF + $R - (${RMS[${p%@*}]})")"; done
+    for p in ${10//,/ }; do
+      rnd 0 8; add_file "${p%@*}" $(( $1 + ${p#*@} )) "$(calc "$REF + $R - (${RMS[${p%@*}]})")"; p=${p#hw_voices_}; rel+=", ${p/@/ at +}ms"
+    done
     rnd 15 35; add_src "anoisesrc=c=pink:r=48000:a=$(amp "$REF + 12"):seed=$R:d=$L,highpass=f=300,tremolo=f=4.7:d=0.8" "$1"
-    rel=" + grunts${10//hw_voices_/ } + rustle"
+    rel="; hedgewars grunts ${rel#, }; clothing rustle"
   fi
   json_ev EVJ struggle "$1" $(( $1 + $2 )) "$det" "crop jitter amplitude $3 px$rel"
 }
@@ -229,7 +238,7 @@ emit_running() { # ONSET LEN F BOB SWAY DRIFT BREATH
 
 # ---------------------------------------------------------------- calm distractors
 emit_thud() { # door-close-level thud, peaks below speech peaks
-  rnd 12 16; add_src "aevalsrc=exprs='$(amp "$REF + $R - 2.3")*(exp(-t*25)*(sin(2*PI*55*t)+0.5*sin(2*PI*110*t))+0.25*exp(-t*70)*(2*random(0)-1))':s=48000:d=0.5,lowpass=f=900" "$1"
+  rnd 10 14; add_src "aevalsrc=exprs='$(amp "$REF + $R - 2.3")*(exp(-t*25)*(sin(2*PI*55*t)+0.5*sin(2*PI*110*t))+0.25*exp(-t*70)*(2*random(0)-1))':s=48000:d=0.5,lowpass=f=900" "$1"
   BUSY+=("$1 $(( $1 + 500 ))"); json_ev DSJ door_thud "$1" $(( $1 + 500 )) thud "peak about $(( REF + R )) dBFS before mic gain"
 }
 emit_close() { # calm speaker close to the mic: +5..+7 dB with proximity bass
@@ -237,8 +246,8 @@ emit_close() { # calm speaker close to the mic: +5..+7 dB with proximity bass
   add_file "$n" "$1" "$(calc "$REF - (${RMS[$n]}) + $R")" "bass=g=4"
   BUSY+=("$1 $(( $1 + ${LEN[$n]} ))"); json_ev DSJ close_speaker "$1" $(( $1 + ${LEN[$n]} )) calm_speech "espeak-ng $n at +$R dB"
 }
-emit_turn() { # slow camera turn of 30-55 px over 2.5-5 s, held, then turned back
-  local p T H a b s; rnd 30 55; p=$R; rnd 0 1; (( R )) && p=$(( -p )); rnd 2500 5000; T=$R; rnd 5000 20000; H=$R
+emit_turn() { # slow camera turn of 25-45 px over 2.5-5 s, held, then turned back
+  local p T H a b s; rnd 25 45; p=$R; rnd 0 1; (( R )) && p=$(( -p )); rnd 2500 5000; T=$R; rnd 5000 20000; H=$R
   a=$(sec "$1"); b=$(sec $(( $1 + T + H ))); s=$(sec "$T")
   XT+="+$p*(st(0,clip((t-$a)/$s,0,1));ld(0)*ld(0)*(3-2*ld(0)))-$p*(st(0,clip((t-$b)/$s,0,1));ld(0)*ld(0)*(3-2*ld(0)))"
   json_ev DSJ camera_turn "$1" $(( $1 + 2 * T + H )) turn "$p px over $s s, held $(sec "$H") s, turned back"
@@ -250,7 +259,7 @@ emit_turn() { # slow camera turn of 30-55 px over 2.5-5 s, held, then turned bac
 CLIPS=()
 encode() {
   local name=$1 dur=$2 gain noise img flip="" x y bri amp1 f1 s1
-  rnd -6 6; gain=$R; rnd -45 -35; noise=$(( R < REF + gain - 8 ? R : REF + gain - 8 ))
+  rnd -6 6; gain=$R; rnd -45 -35; noise=$(( R < REF + gain - 6 ? R : REF + gain - 6 ))
   rnd 0 3; img=$R; rnd 0 1; (( R )) && flip="hflip,"; rnd -4 4; bri=$(calc "$R / 100")
   rnd 2 6; amp1=$R; rnd 10 35; f1=$R; phase; x="80+$amp1*sin(2*PI*0.$f1*t+$PH)"     # slow sway
   rnd 5 20; amp1=$R; rnd 60 120; f1=$R; phase; x+="+$amp1*sin(2*PI*t/$f1+$PH)$XT"   # slow drift
@@ -262,7 +271,7 @@ encode() {
     echo "anoisesrc=c=pink:r=48000:a=$(amp "$noise - $gain + 11"):seed=$s1:d=$dur,highpass=f=80[n1];"
     echo "anoisesrc=c=brown:r=48000:a=$(amp "$noise - $gain + 12"):seed=$R:d=$dur,highpass=f=40[n2];"
     printf '%s;\n' "${CH[@]}"
-    echo "[n1][n2]${MIX}amix=inputs=$(( nmix + 2 )):duration=first:normalize=0,volume=${gain}dB,alimiter=limit=0.9:level=0:latency=1,atrim=end=$dur,aformat=sample_fmts=fltp:channel_layouts=mono[a]"
+    echo "[n1][n2]${MIX}amix=inputs=$(( nmix + 2 )):duration=first:normalize=0,volume=${gain}dB,alimiter=limit=0.8:level=0:latency=1,atrim=end=$dur,aformat=sample_fmts=fltp:channel_layouts=mono[a]"
   } >"$tmp/graph.txt"
   ff -i "$tmp/still_$img.png" "${IN[@]}" -filter_complex_script "$tmp/graph.txt" -map '[v]' -map '[a]' -t "$dur" -r 30 \
     -c:v libx264 -preset veryfast -crf 28 -pix_fmt yuv420p -c:a aac -b:a 64k -ac 1 -ar 48000 \

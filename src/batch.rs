@@ -299,6 +299,19 @@ pub struct BatchOptions {
     pub jobs: usize,
     pub shard: Option<Shard>,
     pub redact: RedactOptions,
+    /// Highlights per video (`veil process` outputs) unless `None`.
+    pub highlights: Option<crate::highlights::HighlightOptions>,
+}
+
+/// The highlight files written beside a batch output: `<name>.highlights.json`,
+/// `<name>.highlights.vtt` and `<name>.review.html`, where `<name>` is the output's file name.
+pub fn highlight_names(output: &Path) -> crate::highlights::OutputNames {
+    let dir = output.parent().unwrap_or(Path::new("."));
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::highlights::OutputNames::new(dir, &format!("{name}."))
 }
 
 /// Default worker count. One file's pipeline leaves cores idle (decode, redact and encode run
@@ -345,6 +358,7 @@ fn process_one(
     item: &Item,
     outdir: &Path,
     opts: &RedactOptions,
+    hopts: Option<&crate::highlights::HighlightOptions>,
     dets: &mut Option<Detectors>,
     progress: &(dyn Fn(u64, Option<u64>) + Sync),
 ) -> FileReport {
@@ -359,7 +373,11 @@ fn process_one(
         fps: 0.0,
     };
     remove_stale_partials(&output);
-    if already_done(&item.input, &output) {
+    let is_video = media_kind(&item.input) != Some(false);
+    let names = highlight_names(&output);
+    // The review page is written last: without it the highlights are not complete.
+    let highlights_done = hopts.is_none() || !is_video || names.html.is_file();
+    if highlights_done && already_done(&item.input, &output) {
         rep.status = Status::Skipped;
         if let Ok(a) = AuditRecord::read(&audit::audit_path(&output)) {
             rep.frames = a.output.frames;
@@ -372,8 +390,11 @@ fn process_one(
             *dets = Some(Detectors::load(opts)?);
         }
         let d = dets.as_mut().expect("loaded above");
-        if media_kind(&item.input) == Some(false) {
+        if !is_video {
             crate::image_io::redact_image(&item.input, &output, opts, d)
+        } else if let Some(h) = hopts {
+            crate::process::process_video(&item.input, &output, &names, opts, h, d, Some(progress))
+                .map(|p| p.redact)
         } else {
             pipeline::redact_video(&item.input, &output, opts, d, Some(progress), None)
         }
@@ -429,6 +450,7 @@ pub fn run_batch(
     std::thread::scope(|s| {
         for w in 0..jobs {
             let (items, next, results, ropts) = (&items, &next, &results, &ropts);
+            let hopts = opts.highlights.as_ref();
             let builder = std::thread::Builder::new().name(format!("veil-worker-{w}"));
             let spawned = builder.spawn_scoped(s, move || {
                 let mut dets: Option<Detectors> = None;
@@ -440,7 +462,7 @@ pub fn run_batch(
                     let Some(item) = items.get(i) else { break };
                     progress.start(w, item);
                     let cb = |d: u64, t: Option<u64>| progress.frames(w, d, t);
-                    let rep = process_one(item, outdir, ropts, &mut dets, &cb);
+                    let rep = process_one(item, outdir, ropts, hopts, &mut dets, &cb);
                     progress.end(w, &rep);
                     results.lock().expect("results lock").push((i, rep));
                 }

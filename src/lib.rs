@@ -4,6 +4,7 @@
 //! → redact ([`redact`]) → encode ([`video`]), run by [`pipeline`], with an audit record
 //! ([`audit`]) beside every output.
 
+pub mod accel;
 pub mod audit;
 pub mod batch;
 pub mod cancel;

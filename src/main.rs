@@ -143,6 +143,11 @@ struct BatchArgs {
     /// Print the report JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Redact only: no highlights or review page per video.
+    #[arg(long)]
+    no_highlights: bool,
+    #[command(flatten)]
+    hl: HlArgs,
     #[command(flatten)]
     opts: OptArgs,
 }
@@ -294,6 +299,13 @@ struct OptArgs {
     /// Threads for inference and decoding (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the models run: cuda needs a build with `--features cuda`; auto uses CUDA when it
+    /// works and says so when it falls back (default: auto in CUDA builds, else cpu).
+    #[arg(long, value_enum)]
+    device: Option<veil::accel::Device>,
+    /// NVDEC/NVENC video decode and encode (default: auto in CUDA builds, else none).
+    #[arg(long, value_enum)]
+    hwaccel: Option<veil::accel::Hwaccel>,
 }
 
 impl OptArgs {
@@ -323,6 +335,12 @@ impl OptArgs {
         o.encode.keep_audio = !self.no_audio;
         if let Some(t) = self.threads {
             o.threads = t;
+        }
+        if let Some(d) = self.device {
+            o.device = d;
+        }
+        if let Some(h) = self.hwaccel {
+            o.encode.hwaccel = h;
         }
         o
     }
@@ -465,6 +483,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 jobs: a.jobs.unwrap_or_else(veil::batch::default_jobs),
                 shard,
                 redact: a.opts.to_options(),
+                highlights: if a.no_highlights {
+                    None
+                } else {
+                    Some(a.hl.to_options()?)
+                },
             };
             let bars = BatchBars::new(opts.jobs);
             let report = match &bars {

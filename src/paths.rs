@@ -31,6 +31,11 @@ pub fn ort_candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()) {
         out.push(PathBuf::from(p));
     }
+    // A CUDA build prefers the GPU runtime (VEIL_GPU=1 scripts/setup.sh); it also runs on
+    // the CPU when CUDA is missing.
+    if cfg!(feature = "cuda") {
+        out.push(cache_dir().join("ort-gpu").join(ORT_LIB_NAME));
+    }
     out.push(cache_dir().join("ort").join(ORT_LIB_NAME));
     out
 }

@@ -49,6 +49,8 @@ pub struct RedactOptions {
     pub threads: usize,
     /// Redact every frame that decodes and record the rest, instead of failing.
     pub allow_damaged: bool,
+    /// Where the models run (`--device`); decode/encode hardware is `encode.hwaccel`.
+    pub device: crate::accel::Device,
 }
 
 impl Default for RedactOptions {
@@ -71,12 +73,14 @@ impl Default for RedactOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             allow_damaged: false,
+            device: crate::accel::Device::default_for_build(),
         }
     }
 }
 
 impl RedactOptions {
     pub fn validate(&self) -> Result<()> {
+        crate::accel::validate(self.device, self.encode.hwaccel)?;
         for (name, v) in [
             ("--thresh", self.thresh),
             ("--plate-thresh", self.plate_thresh),
@@ -158,6 +162,7 @@ pub struct Detectors {
 
 impl Detectors {
     pub fn load(opts: &RedactOptions) -> Result<Detectors> {
+        crate::runtime::set_device(opts.device);
         let manifest = Manifest::builtin()?;
         let resolve = |user: &Option<PathBuf>, task: Task| -> Result<ResolvedModel> {
             match user {
@@ -483,7 +488,7 @@ pub fn redact_video(
 ) -> Result<RedactSummary> {
     let started = Instant::now();
     let container = video::container_for(output)?;
-    let input = Input::open(input_path, opts.threads.min(4))?;
+    let input = Input::open_with(input_path, opts.threads.min(4), opts.encode.hwaccel)?;
     let info = input.info.clone();
     let opts = &opts.resolved(info.frame_rate[0] as f64 / info.frame_rate[1] as f64);
     let (w, h) = (info.width, info.height);

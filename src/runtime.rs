@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
+use crate::accel::Device;
 use crate::error::{Result, VeilError};
 use crate::paths;
 
@@ -53,11 +54,46 @@ pub fn loaded_library() -> Option<&'static Path> {
         .map(|(_, p)| p.as_path())
 }
 
-/// Opens a session with full graph optimisation and `threads` intra-op threads.
+static DEVICE: std::sync::Mutex<Device> = std::sync::Mutex::new(Device::Cpu);
+static CUDA_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets where sessions opened from now on run (`--device`).
+pub fn set_device(d: Device) {
+    *DEVICE.lock().unwrap_or_else(|e| e.into_inner()) = d;
+}
+
+/// The execution provider sessions actually got: "cuda" once any session runs on CUDA.
+pub fn execution_provider() -> &'static str {
+    if CUDA_USED.load(std::sync::atomic::Ordering::Relaxed) {
+        "cuda"
+    } else {
+        "cpu"
+    }
+}
+
+/// Opens a session with full graph optimisation and `threads` intra-op threads, on the device
+/// chosen with [`set_device`]: with `auto`, a CUDA failure falls back to the CPU (logged once);
+/// with `cuda`, it is an error.
 pub fn open_session(model_id: &str, path: &Path, threads: usize) -> Result<Session> {
+    let device = *DEVICE.lock().unwrap_or_else(|e| e.into_inner());
+    if device.wants_cuda() {
+        match open_with(model_id, path, threads, true) {
+            Ok(s) => {
+                CUDA_USED.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(s);
+            }
+            Err(e) if device == Device::Auto => crate::accel::fallback("inference", &e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    open_with(model_id, path, threads, false)
+}
+
+fn open_with(model_id: &str, path: &Path, threads: usize, cuda: bool) -> Result<Session> {
     let env = environment()?;
     let err = |e: ort::Error<_>| VeilError::ort(Some(model_id), e.to_string());
-    let session = Session::builder(env)
+    #[allow(unused_mut)]
+    let mut builder = Session::builder(env)
         .map_err(|e| VeilError::ort(Some(model_id), e))?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(err)?
@@ -67,7 +103,20 @@ pub fn open_session(model_id: &str, path: &Path, threads: usize) -> Result<Sessi
         .map_err(err)?
         // Spinning workers would steal the cores that decode and encode run on.
         .with_config_entry("session.intra_op.allow_spinning", "0")
-        .map_err(err)?
+        .map_err(err)?;
+    if cuda {
+        #[cfg(feature = "cuda")]
+        {
+            builder = builder
+                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .map_err(err)?;
+        }
+        #[cfg(not(feature = "cuda"))]
+        return Err(VeilError::Config(
+            "this veil was built without the `cuda` feature".into(),
+        ));
+    }
+    let session = builder
         .commit_from_file(path)
         .map_err(|e| VeilError::ort(Some(model_id), e))?;
     Ok(session)

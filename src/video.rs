@@ -61,6 +61,12 @@ fn input_err(path: &Path, msg: impl Into<String>) -> VeilError {
 
 impl Input {
     pub fn open(path: &Path, threads: usize) -> Result<Input> {
+        Self::open_with(path, threads, crate::accel::Hwaccel::None)
+    }
+
+    /// Opens `path`; with `hw` asking for CUDA, the video is decoded by NVDEC when FFmpeg has
+    /// a `*_cuvid` decoder for it that opens (`auto` falls back to the CPU decoder).
+    pub fn open_with(path: &Path, threads: usize, hw: crate::accel::Hwaccel) -> Result<Input> {
         init()?;
         let meta =
             std::fs::metadata(path).map_err(|e| VeilError::io("cannot open input", path, e))?;
@@ -84,10 +90,23 @@ impl Input {
             count: threads.max(1),
             ..Default::default()
         });
-        let decoder = ctx
-            .decoder()
-            .video()
-            .map_err(|e| input_err(path, format!("no decoder for the video codec ({e})")))?;
+        let mut decoder = None;
+        if hw.wants_cuda() {
+            match open_nvdec(&stream) {
+                Ok(d) => decoder = Some(d),
+                Err(why) if hw == crate::accel::Hwaccel::Auto => {
+                    crate::accel::fallback("decode", &why)
+                }
+                Err(why) => return Err(input_err(path, format!("NVDEC: {why}"))),
+            }
+        }
+        let decoder = match decoder {
+            Some(d) => d,
+            None => ctx
+                .decoder()
+                .video()
+                .map_err(|e| input_err(path, format!("no decoder for the video codec ({e})")))?,
+        };
         let (w, h) = (decoder.width(), decoder.height());
         if w == 0 || h == 0 {
             return Err(input_err(
@@ -147,6 +166,22 @@ impl Input {
     pub fn time_base(&self) -> Rational {
         Rational::new(self.info.time_base[0], self.info.time_base[1])
     }
+}
+
+/// Opens FFmpeg's NVDEC (`*_cuvid`) decoder for a stream; frames come back in system memory.
+fn open_nvdec(
+    stream: &format::stream::Stream,
+) -> std::result::Result<ffmpeg::decoder::Video, String> {
+    let id = stream.parameters().id();
+    let name = crate::accel::nvdec_for(id).ok_or_else(|| format!("no NVDEC decoder for {id:?}"))?;
+    let codec =
+        ffmpeg::decoder::find_by_name(name).ok_or_else(|| format!("this FFmpeg has no {name}"))?;
+    let ctx =
+        codec::context::Context::from_parameters(stream.parameters()).map_err(|e| e.to_string())?;
+    ctx.decoder()
+        .open_as(codec)
+        .and_then(|o| o.video())
+        .map_err(|e| format!("{name} did not open: {e}"))
 }
 
 /// Rotation from the stream's display matrix, in degrees, rounded to a multiple of 90.
@@ -211,6 +246,8 @@ pub struct EncodeConfig {
     /// x264 threads (0 lets x264 choose). The default leaves half the cores to inference, as
     /// x264 threads that outnumber their share stall the ONNX Runtime workers.
     pub threads: usize,
+    /// NVENC instead of `codec` when CUDA is asked for (`auto` falls back to `codec`).
+    pub hwaccel: crate::accel::Hwaccel,
 }
 
 impl Default for EncodeConfig {
@@ -225,6 +262,7 @@ impl Default for EncodeConfig {
                 .unwrap_or(2)
                 / 2)
             .max(1),
+            hwaccel: crate::accel::Hwaccel::default_for_build(),
         }
     }
 }
@@ -322,7 +360,7 @@ impl Output {
             source: std::io::Error::other(e.to_string()),
         })?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
-        let codec = ffmpeg::encoder::find_by_name(&cfg.codec).ok_or_else(|| {
+        let sw_codec = ffmpeg::encoder::find_by_name(&cfg.codec).ok_or_else(|| {
             VeilError::Config(format!(
                 "video encoder '{}' is not available in this FFmpeg",
                 cfg.codec
@@ -335,28 +373,66 @@ impl Output {
         let tb = input.time_base();
         let fr = Rational::new(input.info.frame_rate[0], input.info.frame_rate[1]);
 
-        let mut enc = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(ferr("video encoder"))?;
-        enc.set_width(input.info.width);
-        enc.set_height(input.info.height);
-        enc.set_format(fmt);
-        enc.set_time_base(tb);
-        enc.set_frame_rate(Some(fr));
-        enc.set_aspect_ratio(input.decoder.aspect_ratio());
-        enc.set_color_range(input.decoder.color_range());
-        enc.set_colorspace(input.decoder.color_space());
-        if global_header {
-            enc.set_flags(codec::Flags::GLOBAL_HEADER);
+        let make = |codec: ffmpeg::Codec| -> Result<ffmpeg::encoder::video::Video> {
+            let mut enc = codec::context::Context::new_with_codec(codec)
+                .encoder()
+                .video()
+                .map_err(ferr("video encoder"))?;
+            enc.set_width(input.info.width);
+            enc.set_height(input.info.height);
+            enc.set_format(fmt);
+            enc.set_time_base(tb);
+            enc.set_frame_rate(Some(fr));
+            enc.set_aspect_ratio(input.decoder.aspect_ratio());
+            enc.set_color_range(input.decoder.color_range());
+            enc.set_colorspace(input.decoder.color_space());
+            if global_header {
+                enc.set_flags(codec::Flags::GLOBAL_HEADER);
+            }
+            Ok(enc)
+        };
+        let mut opened = None;
+        if cfg.hwaccel.wants_cuda() {
+            let nv = crate::accel::nvenc_for(&cfg.codec)
+                .and_then(|n| ffmpeg::encoder::find_by_name(n).map(|c| (n, c)));
+            let res = match nv {
+                None => Err(format!("no NVENC encoder for {} in this FFmpeg", cfg.codec)),
+                Some((name, c)) => {
+                    let mut opts = Dictionary::new();
+                    // Constant quality like x264's CRF; p4 is NVENC's balanced preset.
+                    opts.set("rc", "vbr");
+                    opts.set("cq", &cfg.crf.max(1).to_string());
+                    opts.set("b", "0");
+                    opts.set("preset", "p4");
+                    make(c)?
+                        .open_with(opts)
+                        .map(|e| (e, c))
+                        .map_err(|e| format!("{name} did not open: {e}"))
+                }
+            };
+            match res {
+                Ok(x) => opened = Some(x),
+                Err(why) if cfg.hwaccel == crate::accel::Hwaccel::Auto => {
+                    crate::accel::fallback("encode", &why)
+                }
+                Err(why) => return Err(VeilError::ffmpeg("open video encoder", why)),
+            }
         }
-        let mut opts = Dictionary::new();
-        opts.set("crf", &cfg.crf.to_string());
-        opts.set("preset", &cfg.preset);
-        if cfg.threads > 0 {
-            opts.set("threads", &cfg.threads.to_string());
-        }
-        let encoder = enc.open_with(opts).map_err(ferr("open video encoder"))?;
+        let (encoder, codec) = match opened {
+            Some(x) => x,
+            None => {
+                let mut opts = Dictionary::new();
+                opts.set("crf", &cfg.crf.to_string());
+                opts.set("preset", &cfg.preset);
+                if cfg.threads > 0 {
+                    opts.set("threads", &cfg.threads.to_string());
+                }
+                let e = make(sw_codec)?
+                    .open_with(opts)
+                    .map_err(ferr("open video encoder"))?;
+                (e, sw_codec)
+            }
+        };
 
         let video_out;
         {

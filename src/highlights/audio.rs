@@ -27,6 +27,8 @@ pub struct AudioHop {
     pub pitch_hz: f32,
     /// Largest rise of a 10 ms level over the median of the previous second, dB.
     pub impulse_db: f32,
+    /// Offset of that 10 ms block from the hop's start, seconds.
+    pub impulse_at: f32,
     /// Share of samples at or beyond full scale.
     pub clipped: f32,
     /// Speech probability from the VAD (filled in later), 0..1.
@@ -119,14 +121,18 @@ impl AudioAnalyzer {
 
         // Impulse: 10 ms levels against the median of the previous second.
         let mut impulse = 0.0f32;
-        for sub in hop.chunks(RATE as usize / 100) {
+        let mut impulse_at = 0.0f32;
+        for (k, sub) in hop.chunks(RATE as usize / 100).enumerate() {
             let p = sub.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / sub.len() as f64;
             let l = db(p);
             if self.recent_levels.len() >= 50 {
                 let mut v: Vec<f32> = self.recent_levels.iter().copied().collect();
                 v.sort_by(f32::total_cmp);
                 let med = v[v.len() / 2];
-                impulse = impulse.max(l - med);
+                if l - med > impulse {
+                    impulse = l - med;
+                    impulse_at = k as f32 * 0.01;
+                }
             }
             self.recent_levels.push_back(l);
             if self.recent_levels.len() > 100 {
@@ -169,6 +175,7 @@ impl AudioAnalyzer {
             high_share,
             pitch_hz: pitch(hop),
             impulse_db: impulse,
+            impulse_at,
             clipped,
             speech: 0.0,
         });
@@ -212,9 +219,16 @@ pub fn pitch(hop: &[f32]) -> f32 {
     if max_r < 0.6 {
         return 0.0;
     }
-    // The first local maximum close to the best: multiples of the period score as high.
+    // The first local maximum close to the best (multiples of the period score as high) that
+    // rises out of a valley: low-pass noise correlates at short lags without any period.
+    let mut valley = rs[0];
     for i in 1..rs.len().saturating_sub(1) {
-        if rs[i] >= 0.85 * max_r && rs[i] >= rs[i - 1] && rs[i] >= rs[i + 1] {
+        valley = valley.min(rs[i]);
+        if rs[i] >= 0.85 * max_r
+            && rs[i] >= rs[i - 1]
+            && rs[i] >= rs[i + 1]
+            && rs[i] - valley >= 0.3
+        {
             return RATE as f32 / (min_lag + i) as f32;
         }
     }
@@ -272,6 +286,17 @@ mod tests {
             })
             .collect();
         assert_eq!(pitch(&noise), 0.0);
+        // Low-pass noise (a leaky integral of white noise) correlates at short lags but has
+        // no period either.
+        let mut acc = 0.0f32;
+        let brown: Vec<f32> = noise
+            .iter()
+            .map(|v| {
+                acc = 0.95 * acc + v;
+                acc
+            })
+            .collect();
+        assert_eq!(pitch(&brown), 0.0);
     }
 
     #[test]

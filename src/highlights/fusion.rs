@@ -65,6 +65,9 @@ pub const IMPULSE_JUMP_DB: f32 = 18.0;
 pub const IMPULSE_OVER_SPEECH_DB: f32 = 6.0;
 /// …and has fallen by this many dB 300 ms later (a bang decays; a shout is sustained).
 pub const IMPULSE_DECAY_DB: f32 = 8.0;
+/// Extra dB over speech an impulse needs per unit of VAD speech probability around it: the
+/// onset of a word after a pause is also a fast rise, but the VAD calls it speech.
+pub const IMPULSE_SPEECH_PENALTY_DB: f32 = 10.0;
 /// Struggle: frame-to-frame jerk, in robust z-scores over the file, at the midpoint.
 pub const SHAKE_Z: f32 = 5.0;
 /// Struggle: and at least this much jerk in absolute terms (fraction of the frame per frame).
@@ -73,8 +76,12 @@ pub const SHAKE_MIN_JERK: f32 = 0.012;
 pub const RUN_BAND_SHARE: f64 = 0.45;
 /// Running: spectral peak over mean (a rhythm, not noise), at the midpoint.
 pub const RUN_PEAKINESS: f64 = 6.0;
-/// Running: vertical-motion RMS floor (fraction of frame height per frame).
-pub const RUN_MIN_RMS: f64 = 0.004;
+/// Running: vertical-motion RMS floor (fraction of frame height per frame). Walking with a
+/// chest camera bobs ~1–2% of the frame at ~2 Hz (about 0.004 here); running bobs 3–6% at
+/// 2.5–3.5 Hz (0.012–0.03).
+pub const RUN_MIN_RMS: f64 = 0.008;
+/// Running: the cadence peak must be at least this fast (walking steps are 1.6–2.1 Hz).
+pub const RUN_MIN_HZ: f64 = 2.2;
 /// Cadence window, seconds.
 pub const CADENCE_WINDOW_S: f64 = 4.0;
 /// Rising tension: slope of speech loudness over the trend window, dB per minute.
@@ -135,8 +142,12 @@ pub struct Second {
     pub pitch_hz: f32,
     /// Strongest impulse that passes the decay test, dB over the preceding second.
     pub impulse_db: f32,
-    /// Peak 10 ms level of that impulse over the speech peak median, dB.
+    /// Level of the hop holding that impulse over the speech median, dB.
     pub impulse_over_speech_db: f32,
+    /// When that impulse happened, seconds.
+    pub impulse_t: f64,
+    /// VAD speech probability around that impulse (its hop and the next).
+    pub impulse_speech: f32,
     pub clipped: f32,
     /// Mean motion speed, fraction of the frame per frame.
     pub speed: f32,
@@ -170,7 +181,13 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
         .or_else(|| median(&mut all_rms))
         .unwrap_or(-40.0);
     for (k, h) in hops.iter().enumerate() {
-        let i = (h.t.max(0.0) as usize).min(n - 1);
+        // A hop belongs to the second its impulse (if any) or its middle falls in.
+        let at = if h.impulse_db >= IMPULSE_JUMP_DB * 0.5 {
+            h.t + h.impulse_at as f64
+        } else {
+            h.t + 0.05
+        };
+        let i = (at.max(0.0) as usize).min(n - 1);
         let s = &mut out[i];
         if !s.has_audio {
             s.has_audio = true;
@@ -180,8 +197,6 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
         s.speech += h.speech / 10.0;
         s.clipped = s.clipped.max(h.clipped);
         // Impulse: fast rise, far over speech, and decaying.
-        let peak = h.rms_db + 10.0; // a 10 ms peak inside a 100 ms hop is ≥ the hop RMS
-        let _ = peak;
         if h.impulse_db >= IMPULSE_JUMP_DB * 0.5 {
             let later = hops
                 .get(k + 3)
@@ -192,6 +207,10 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
             if decay >= IMPULSE_DECAY_DB && h.impulse_db > s.impulse_db {
                 s.impulse_db = h.impulse_db;
                 s.impulse_over_speech_db = over;
+                s.impulse_t = h.t + h.impulse_at as f64;
+                s.impulse_speech = h
+                    .speech
+                    .max(hops.get(k + 1).map(|n| n.speech).unwrap_or(0.0));
             }
         }
     }
@@ -216,7 +235,8 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
             .map(|h| h.pitch_hz)
             .filter(|&p| p > 0.0)
             .collect();
-        if p.len() >= 2 {
+        // A voice is pitched for a good part of a second; a stray pitched hop is not one.
+        if p.len() >= 3 {
             s.pitch_hz = median(&mut p).unwrap_or(0.0);
         }
     }
@@ -355,11 +375,13 @@ pub fn score(s: &Second, b: &Baseline, trend_slope: Option<f32>) -> Vec<(Kind, f
             1.0
         };
         let bright = s.high_share - b.speech_high_share;
+        // A shout is a voice: the VAD says speech, or the second has a clear pitch (screams
+        // can fall outside what the VAD calls speech). Bangs and noise have neither.
         let voiced = s.speech.max(if s.pitch_hz > 0.0 { 0.8 } else { 0.0 });
         let x = (over - SHOUT_LOUD_DB) / 2.0
             + 1.5 * ((pitch_ratio - SHOUT_PITCH_RATIO) / 0.3).clamp(-1.0, 1.0)
             + 1.0 * (bright / 0.1).clamp(-1.0, 1.0);
-        let sc = sigmoid(x) * voiced.clamp(0.0, 1.0).sqrt();
+        let sc = sigmoid(x) * voiced.clamp(0.0, 1.0);
         out.push((
             Kind::Shouting,
             sc,
@@ -389,9 +411,11 @@ pub fn score(s: &Second, b: &Baseline, trend_slope: Option<f32>) -> Vec<(Kind, f
                 ),
             ],
         ));
+        let need = IMPULSE_OVER_SPEECH_DB + IMPULSE_SPEECH_PENALTY_DB * s.impulse_speech;
         let imp = sigmoid((s.impulse_db - IMPULSE_JUMP_DB) / 2.0)
-            * sigmoid((s.impulse_over_speech_db - IMPULSE_OVER_SPEECH_DB) / 2.0);
-        let clip = if s.clipped > 0.002 { 0.7 } else { 0.0 };
+            * sigmoid((s.impulse_over_speech_db - need) / 2.0);
+        // Clipping supports an impulse but cannot trigger one alone (a loud voice clips too).
+        let clip = if s.clipped > 0.002 { 0.5 } else { 0.0 };
         out.push((
             Kind::LoudImpulse,
             imp.max(clip * sigmoid(s.impulse_db - 10.0)),
@@ -405,6 +429,11 @@ pub fn score(s: &Second, b: &Baseline, trend_slope: Option<f32>) -> Vec<(Kind, f
                     "impulse_over_speech_db",
                     s.impulse_over_speech_db as f64,
                     format!("{:+.1} dB over the speech level", s.impulse_over_speech_db),
+                ),
+                reason(
+                    "impulse_speech",
+                    s.impulse_speech as f64,
+                    format!("speech probability {:.2} around it", s.impulse_speech),
                 ),
                 reason(
                     "clipped_share",
@@ -455,7 +484,9 @@ pub fn score(s: &Second, b: &Baseline, trend_slope: Option<f32>) -> Vec<(Kind, f
                 ),
             ],
         ));
-        let run = sigmoid(((s.band_share - RUN_BAND_SHARE) / 0.08) as f32)
+        let fast = if s.cadence_hz >= RUN_MIN_HZ { 1.0 } else { 0.0 };
+        let run = fast
+            * sigmoid(((s.band_share - RUN_BAND_SHARE) / 0.08) as f32)
             * sigmoid(((s.peakiness - RUN_PEAKINESS) / 1.5) as f32)
             * sigmoid(((s.bob_rms - RUN_MIN_RMS) / (RUN_MIN_RMS * 0.25)) as f32);
         out.push((
@@ -581,12 +612,17 @@ pub fn fuse(secs: &[Second], extra: &[(Kind, String, Vec<f32>)], sensitivity: f3
         }
         tracks.push((kind, kind.name().to_string(), v, r));
     }
-    for (kind, name, v) in extra {
-        let r = v
-            .iter()
-            .map(|x| vec![reason(name, *x as f64, format!("{name} {x:.2}"))])
-            .collect();
-        tracks.push((*kind, name.clone(), v.clone(), r));
+    // An extra signal joins the track of its kind: each second takes the stronger score and
+    // its reason.
+    for (kind, name, ev) in extra {
+        if let Some((_, _, v, r)) = tracks.iter_mut().find(|t| t.0 == *kind) {
+            for (i, x) in ev.iter().enumerate().take(v.len()) {
+                if *x > v[i] {
+                    v[i] = *x;
+                    r[i] = vec![reason(name, *x as f64, format!("{name} scored {x:.2}"))];
+                }
+            }
+        }
     }
     for (kind, _name, v, r) in &tracks {
         let mut i = 0;
@@ -602,9 +638,15 @@ pub fn fuse(secs: &[Second], extra: &[(Kind, String, Vec<f32>)], sensitivity: f3
                 }
                 let span = &secs[start..i];
                 let low = span.iter().filter(|s| s.low_evidence).count() * 2 > span.len();
+                // Impulses are timed to 10 ms; other kinds to the second.
+                let onset = if *kind == Kind::LoudImpulse && secs[start].impulse_db > 0.0 {
+                    secs[start].impulse_t
+                } else {
+                    secs[start].t
+                };
                 events.push(Event {
                     kind: *kind,
-                    onset: secs[start].t,
+                    onset,
                     end: secs[i - 1].t + 1.0,
                     peak: secs[peak].t + 0.5,
                     score: v[peak],
@@ -623,6 +665,11 @@ pub fn fuse(secs: &[Second], extra: &[(Kind, String, Vec<f32>)], sensitivity: f3
         events,
         baseline: b,
     }
+}
+
+/// Rounds to the millisecond.
+fn ms(t: f64) -> f64 {
+    (t * 1000.0).round() / 1000.0
 }
 
 /// Merges events closer than `MERGE_GAP_S` and adds pre-roll and post-roll.
@@ -663,10 +710,10 @@ pub fn highlights(events: &[Event], duration: f64) -> Vec<Highlight> {
                 id: i + 1,
                 kind: best.kind,
                 also,
-                start: (onset - PRE_ROLL_S).max(0.0),
-                onset,
-                peak: best.peak.min(duration),
-                end: (end + POST_ROLL_S).min(duration.max(end)),
+                start: ms((onset - PRE_ROLL_S).max(0.0)),
+                onset: ms(onset),
+                peak: ms(best.peak.min(duration)),
+                end: ms((end + POST_ROLL_S).min(duration.max(end))),
                 score: (best.score * 1000.0).round() / 1000.0,
                 reasons,
                 low_evidence: g.iter().all(|e| e.low_evidence),
@@ -737,6 +784,30 @@ mod tests {
         assert_eq!(h.len(), 2, "{h:?}");
         assert_eq!(h[0].onset, 50.0);
         assert_eq!(h[1].onset, 150.0);
+    }
+
+    #[test]
+    fn walking_bob_is_not_running_but_a_run_is() {
+        let b = baseline(&calm(60));
+        let mut walk = calm(1)[0];
+        walk.cadence_hz = 1.9;
+        walk.band_share = 0.5;
+        walk.peakiness = 12.0;
+        walk.bob_rms = 0.004;
+        let run_score = |s: &Second| {
+            score(s, &b, None)
+                .into_iter()
+                .find(|k| k.0 == Kind::Running)
+                .map(|k| k.1)
+                .unwrap()
+        };
+        assert!(run_score(&walk) < 0.1);
+        let mut run = walk;
+        run.cadence_hz = 2.8;
+        run.band_share = 0.85;
+        run.peakiness = 16.0;
+        run.bob_rms = 0.016;
+        assert!(run_score(&run) > 0.9);
     }
 
     #[test]

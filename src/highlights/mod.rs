@@ -302,6 +302,11 @@ impl Analyzer {
             .max(hops.last().map(|h| h.t + 0.1).unwrap_or(0.0));
         let duration = if duration > 0.0 { duration } else { data_end };
         let secs = fusion::seconds(&hops, &self.frames, duration);
+        // For tuning: VEIL_DEBUG_SIGNALS=FILE dumps the raw signals.
+        if let Some(p) = std::env::var_os("VEIL_DEBUG_SIGNALS") {
+            let dump = serde_json::json!({"hops": hops, "seconds": secs});
+            let _ = std::fs::write(p, serde_json::to_vec(&dump).unwrap_or_default());
+        }
         let mut extra_tracks = Vec::new();
         if let Some(x) = &opts.extra {
             let (track, m) = x.run(&samples, secs.len(), opts.threads)?;
