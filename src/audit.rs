@@ -29,6 +29,9 @@ pub struct AuditRecord {
     /// Frames whose timestamps were not increasing and were moved forward by one tick.
     pub timestamp_fixups: u64,
     pub tracks: Vec<TrackRecord>,
+    /// The reviewer's corrections a re-render applied (`--edits`, `--mute`, `--bleep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits: Option<crate::edits::EditsRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

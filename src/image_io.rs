@@ -205,6 +205,7 @@ pub fn redact_image(
         input: input.to_path_buf(),
         output: output.to_path_buf(),
         audit: audit_path,
+        review: None,
         frames_in: 1,
         frames_out: 1,
         face_tracks,

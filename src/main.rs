@@ -230,6 +230,20 @@ struct RedactArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    /// Apply a reviewer's corrections (edits.json from the review page): tracks marked not
+    /// sensitive, manual boxes, audio spans to mute or bleep.
+    #[arg(long)]
+    edits: Option<PathBuf>,
+    /// The audit record whose detections `--edits` re-uses (default: OUTPUT.audit.json when it
+    /// exists and describes this input; otherwise detection runs again).
+    #[arg(long, requires = "edits")]
+    detections: Option<PathBuf>,
+    /// Mute START-END (seconds or [hh:]mm:ss), repeatable. Audio is then re-encoded.
+    #[arg(long, value_name = "START-END")]
+    mute: Vec<String>,
+    /// Replace START-END with a 1 kHz tone, repeatable. Audio is then re-encoded.
+    #[arg(long, value_name = "START-END")]
+    bleep: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -386,7 +400,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let verbose = cli.verbose;
     match cli.cmd {
         Cmd::Redact(a) => {
-            let opts = a.opts.to_options();
+            let mut opts = a.opts.to_options();
+            for (list, action) in [
+                (&a.mute, veil::edits::AudioAction::Mute),
+                (&a.bleep, veil::edits::AudioAction::Bleep),
+            ] {
+                for s in list {
+                    opts.encode
+                        .audio_edits
+                        .push(veil::edits::parse_span(s, action)?);
+                }
+            }
+            if let Some(path) = &a.edits {
+                let edits = veil::edits::Edits::read(path)?;
+                let audit = a
+                    .detections
+                    .clone()
+                    .unwrap_or_else(|| veil::audit::audit_path(&a.output));
+                let plan = veil::edits::EditPlan::build(&a.input, &edits, path, Some(&audit))?;
+                if plan.replay.is_none() && a.detections.is_some() {
+                    return Err(VeilError::Config(format!(
+                        "{} does not describe {}",
+                        audit.display(),
+                        a.input.display()
+                    ))
+                    .into());
+                }
+                opts.encode.audio_edits.extend(edits.audio.iter().cloned());
+                opts.edits = Some(std::sync::Arc::new(plan));
+            }
+            if !opts.encode.audio_edits.is_empty() && !opts.encode.keep_audio {
+                return Err(VeilError::Config(
+                    "--mute/--bleep and audio edits need the audio; drop --no-audio".into(),
+                )
+                .into());
+            }
             let pb = progress_bar(true);
             let cb = |done: u64, total: Option<u64>| {
                 if let Some(pb) = &pb {

@@ -51,6 +51,9 @@ pub struct RedactOptions {
     pub allow_damaged: bool,
     /// Where the models run (`--device`); decode/encode hardware is `encode.hwaccel`.
     pub device: crate::accel::Device,
+    /// A reviewer's corrections (`--edits`); audio spans are in `encode.audio_edits`.
+    #[serde(skip)]
+    pub edits: Option<std::sync::Arc<crate::edits::EditPlan>>,
 }
 
 impl Default for RedactOptions {
@@ -74,6 +77,7 @@ impl Default for RedactOptions {
                 .unwrap_or(2),
             allow_damaged: false,
             device: crate::accel::Device::default_for_build(),
+            edits: None,
         }
     }
 }
@@ -314,6 +318,8 @@ pub struct RedactSummary {
     pub input: PathBuf,
     pub output: PathBuf,
     pub audit: PathBuf,
+    /// The redaction review page (video only).
+    pub review: Option<PathBuf>,
     pub frames_in: u64,
     pub frames_out: u64,
     pub face_tracks: usize,
@@ -504,6 +510,7 @@ pub fn redact_video(
     let guard = TempGuard::new(temp_path_for(output));
     let out = Output::create(guard.path(), container, &input, work_fmt, &opts.encode)?;
     let copied = out.copied_streams();
+    let has_audio = !copied.is_empty();
     let tap_stream = tap.as_ref().and_then(|t| t.audio_stream());
 
     let (dec_tx, dec_rx) = sync_channel::<Result<DecMsg>>(8);
@@ -563,7 +570,11 @@ pub fn redact_video(
         .iter()
         .filter(|t| t.class == Class::Face)
         .count();
-    let plate_tracks = frames.tracks.len() - face_tracks;
+    let plate_tracks = frames
+        .tracks
+        .iter()
+        .filter(|t| t.class == Class::Plate)
+        .count();
     let audit_path = write_audit(
         JobRecord {
             input: input_path,
@@ -578,11 +589,21 @@ pub fn redact_video(
         opts,
         dets,
     )?;
+    let fps = info.frame_rate[0] as f64 / info.frame_rate[1].max(1) as f64;
+    let review = crate::review::write_page(
+        &audit::AuditRecord::read(&audit_path)?,
+        input_path,
+        output,
+        fps,
+        has_audio,
+        &frames.thumbs,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RedactSummary {
         input: input_path.to_path_buf(),
         output: output.to_path_buf(),
         audit: audit_path,
+        review: Some(review),
         frames_in: frames.frames_in,
         frames_out: frames.frames_out,
         face_tracks,
@@ -637,6 +658,17 @@ pub(crate) fn write_audit(
             damaged: job.damaged,
             timestamp_fixups: job.fixups,
             tracks: job.tracks,
+            edits: opts.edits.as_ref().map(|p| p.record.clone()).or_else(|| {
+                (!opts.encode.audio_edits.is_empty()).then(|| crate::edits::EditsRecord {
+                    sha256: None,
+                    path: None,
+                    detections_from: None,
+                    tracks: vec![],
+                    boxes: vec![],
+                    audio: opts.encode.audio_edits.clone(),
+                    audio_method: Some(crate::edits::AUDIO_METHOD.into()),
+                })
+            }),
         }
         .write(&audit_path)
     })();
@@ -845,6 +877,7 @@ struct StageResult {
     fixups: u64,
     tracks: Vec<audit::TrackRecord>,
     timing: StageTiming,
+    thumbs: std::collections::HashMap<u32, Vec<String>>,
 }
 
 /// Detection, tracking and redaction for one video.
@@ -858,6 +891,8 @@ struct DetectStage<'o> {
     scaler: RgbScaler,
     scratch: Vec<u8>,
     log: TrackLog,
+    /// Review-page thumbnails per track: (frame of the last one, data URIs).
+    thumbs: std::collections::HashMap<u32, (u64, Vec<String>)>,
     timing: StageTiming,
     /// Clockwise quarter turns from the stored frame to the upright picture.
     turn: u32,
@@ -881,6 +916,7 @@ impl<'o> DetectStage<'o> {
             scaler: RgbScaler::default(),
             scratch: Vec::new(),
             log: TrackLog::default(),
+            thumbs: Default::default(),
             timing: StageTiming::default(),
             turn,
         }
@@ -902,6 +938,10 @@ impl<'o> DetectStage<'o> {
 
     /// Runs the face passes on a frame, and the plate passes when it is a plate sample.
     fn detect(&mut self, dets: &mut Detectors, f: &frame::Video, index: u64) -> Result<()> {
+        // A re-render with the audit's detections runs no detector.
+        if self.opts.edits.as_ref().is_some_and(|e| e.replay.is_some()) {
+            return Ok(());
+        }
         self.detect_faces(dets, f, index)?;
         if index % self.opts.plate_every as u64 == 0 {
             self.detect_plates(dets, f, index)?;
@@ -981,10 +1021,32 @@ impl<'o> DetectStage<'o> {
 
     /// Redacts a final frame in place; returns whether anything was redacted.
     fn redact(&mut self, p: &mut Pending, tb: f64) -> Result<bool> {
-        let mut boxes = self.faces.boxes_at(p.index);
-        boxes.extend(self.plates.boxes_at(p.index));
+        let mut boxes = match self.opts.edits.as_ref().and_then(|e| e.replay.as_ref()) {
+            Some(replay) => replay.get(&p.index).cloned().unwrap_or_default(),
+            None => {
+                let mut b = self.faces.boxes_at(p.index);
+                b.extend(self.plates.boxes_at(p.index));
+                b
+            }
+        };
+        if let Some(plan) = &self.opts.edits {
+            boxes.retain(|(id, _, _)| !plan.suppressed.contains(id));
+            boxes.extend(plan.manual_at(p.index));
+        }
         if boxes.is_empty() {
             return Ok(false);
+        }
+        // Thumbnails of what is about to be redacted, for the reviewer.
+        for (id, _, b) in &boxes {
+            let e = self.thumbs.entry(*id).or_insert((0, Vec::new()));
+            if e.1.len() < crate::review::THUMBS_PER_TRACK
+                && (e.1.is_empty() || p.index >= e.0 + crate::review::THUMB_EVERY)
+            {
+                if let Some(t) = crate::review::crop_thumb(&p.frame, b) {
+                    e.0 = p.index;
+                    e.1.push(t);
+                }
+            }
         }
         video::make_writable(&mut p.frame)?;
         let (sx, sy) = video::chroma_shift(self.fmt);
@@ -1240,6 +1302,10 @@ impl<'o> DetectStage<'o> {
             damaged,
             fixups,
             tracks: std::mem::take(&mut self.log).into_records(),
+            thumbs: std::mem::take(&mut self.thumbs)
+                .into_iter()
+                .map(|(id, (_, v))| (id, v))
+                .collect(),
             timing: self.timing,
         })
     }

@@ -59,7 +59,7 @@ impl RedactConfig {
     pub fn region(&self, class: Class, b: &BBox, w: f32, h: f32) -> (BBox, Shape) {
         let shape = match class {
             Class::Face => self.face_shape,
-            Class::Plate => Shape::Box,
+            Class::Plate | Class::Manual => Shape::Box,
         };
         // Plates are thin: grow them a little more in height so a tilt stays covered.
         let r = match class {
@@ -69,6 +69,7 @@ impl RedactConfig {
                 let extra = (s.height() * 0.15).max(2.0);
                 BBox::new(s.x1 - extra, s.y1 - extra, s.x2 + extra, s.y2 + extra)
             }
+            Class::Manual => *b,
         };
         (r.clip(w, h), shape)
     }

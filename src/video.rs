@@ -248,6 +248,8 @@ pub struct EncodeConfig {
     pub threads: usize,
     /// NVENC instead of `codec` when CUDA is asked for (`auto` falls back to `codec`).
     pub hwaccel: crate::accel::Hwaccel,
+    /// Audio spans to mute or bleep; audio streams are then re-encoded instead of copied.
+    pub audio_edits: Vec<crate::edits::AudioEdit>,
 }
 
 impl Default for EncodeConfig {
@@ -263,6 +265,7 @@ impl Default for EncodeConfig {
                 / 2)
             .max(1),
             hwaccel: crate::accel::Hwaccel::default_for_build(),
+            audio_edits: Vec::new(),
         }
     }
 }
@@ -305,6 +308,144 @@ struct CopiedStream {
     in_tb: Rational,
     out_tb: Rational,
     last_dts: Option<i64>,
+    /// Set when audio edits apply: the stream is decoded, edited and re-encoded.
+    rewrite: Option<AudioRewriter>,
+}
+
+/// Decodes an audio stream, mutes or bleeps the edited spans, and re-encodes it with the
+/// same codec. The whole stream is re-encoded: packets outside the spans are not bit-exact.
+struct AudioRewriter {
+    decoder: ffmpeg::decoder::Audio,
+    encoder: ffmpeg::encoder::Audio,
+    spans: Vec<crate::edits::AudioEdit>,
+    in_tb: Rational,
+    /// Samples sent to the encoder so far (its pts, in 1/rate).
+    next_pts: i64,
+    frame: frame::Audio,
+}
+
+impl AudioRewriter {
+    fn new(
+        s: &format::stream::Stream,
+        spans: &[crate::edits::AudioEdit],
+        global_header: bool,
+    ) -> Result<(AudioRewriter, ffmpeg::Codec)> {
+        let ferr = |c: &'static str| move |e: ffmpeg::Error| VeilError::ffmpeg(c, e);
+        let dctx = codec::context::Context::from_parameters(s.parameters())
+            .map_err(ferr("audio edit decoder"))?;
+        let decoder = dctx.decoder().audio().map_err(ferr("audio edit decoder"))?;
+        let id = s.parameters().id();
+        let codec = ffmpeg::encoder::find(id).ok_or_else(|| {
+            VeilError::Config(format!(
+                "audio edits need re-encoding, and this FFmpeg has no encoder for {id:?}"
+            ))
+        })?;
+        let mut enc = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .audio()
+            .map_err(ferr("audio edit encoder"))?;
+        let fmt = codec
+            .audio()
+            .ok()
+            .and_then(|a| a.formats().and_then(|mut f| f.next()))
+            .unwrap_or(decoder.format());
+        let layout = if decoder.channel_layout().bits() == 0 {
+            ffmpeg::ChannelLayout::default(decoder.channels() as i32)
+        } else {
+            decoder.channel_layout()
+        };
+        enc.set_rate(decoder.rate() as i32);
+        enc.set_channel_layout(layout);
+        enc.set_format(fmt);
+        enc.set_time_base(Rational::new(1, decoder.rate() as i32));
+        let br = decoder.bit_rate();
+        enc.set_bit_rate(if br > 0 { br } else { 128_000 });
+        if global_header {
+            enc.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
+        let encoder = enc
+            .open_as(codec)
+            .map_err(ferr("open audio edit encoder"))?;
+        if encoder.format() != decoder.format() {
+            return Err(VeilError::Config(format!(
+                "audio edits: the {id:?} encoder wants {:?} samples but the decoder gives {:?}",
+                encoder.format(),
+                decoder.format()
+            )));
+        }
+        Ok((
+            AudioRewriter {
+                decoder,
+                encoder,
+                spans: spans.to_vec(),
+                in_tb: s.time_base(),
+                next_pts: 0,
+                frame: frame::Audio::empty(),
+            },
+            codec,
+        ))
+    }
+
+    /// Mutes or bleeps the samples of `f` (starting at `t0` seconds) that fall in a span.
+    fn edit(&self, f: &mut frame::Audio, t0: f64) {
+        let rate = f.rate().max(1) as f64;
+        let n = f.samples();
+        let planar = f.is_planar();
+        let chans = f.channels() as usize;
+        for sp in &self.spans {
+            let a = (((sp.start - t0) * rate).ceil().max(0.0) as usize).min(n);
+            let b = (((sp.end - t0) * rate).ceil().max(0.0) as usize).min(n);
+            if a >= b {
+                continue;
+            }
+            let value = |i: usize| -> f32 {
+                match sp.action {
+                    crate::edits::AudioAction::Mute => 0.0,
+                    crate::edits::AudioAction::Bleep => {
+                        let t = t0 + i as f64 / rate;
+                        (0.3 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as f32
+                    }
+                }
+            };
+            let planes = if planar { chans } else { 1 };
+            let step = if planar { 1 } else { chans };
+            for p in 0..planes {
+                match f.format() {
+                    format::Sample::F32(_) => {
+                        let d = f.plane_mut::<f32>(p);
+                        for i in a..b {
+                            for c in 0..step {
+                                d[i * step + c] = value(i);
+                            }
+                        }
+                    }
+                    format::Sample::I16(_) => {
+                        let d = f.plane_mut::<i16>(p);
+                        for i in a..b {
+                            for c in 0..step {
+                                d[i * step + c] = (value(i) * 32767.0) as i16;
+                            }
+                        }
+                    }
+                    format::Sample::I32(_) => {
+                        let d = f.plane_mut::<i32>(p);
+                        for i in a..b {
+                            for c in 0..step {
+                                d[i * step + c] = (value(i) as f64 * 2147483647.0) as i32;
+                            }
+                        }
+                    }
+                    _ => {
+                        // Zero bytes are silence for signed and float formats alike.
+                        let bps = f.format().bytes();
+                        let d = f.data_mut(p);
+                        let (lo, hi) = (a * step * bps, (b * step * bps).min(d.len()));
+                        d[lo..hi].fill(0);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The muxer with the video encoder and the copied audio streams.
@@ -466,14 +607,27 @@ impl Output {
                 if s.parameters().medium() != media::Type::Audio {
                     continue;
                 }
+                let rewrite = if cfg.audio_edits.is_empty() {
+                    None
+                } else {
+                    Some(AudioRewriter::new(&s, &cfg.audio_edits, global_header)?)
+                };
                 let mut ost = octx
                     .add_stream(ffmpeg::encoder::find(codec::Id::None))
                     .map_err(ferr("add audio stream"))?;
-                ost.set_parameters(s.parameters());
+                match &rewrite {
+                    Some((rw, _)) => {
+                        ost.set_parameters(&rw.encoder);
+                        ost.set_time_base(rw.encoder.time_base());
+                    }
+                    None => {
+                        ost.set_parameters(s.parameters());
+                        ost.set_time_base(s.time_base());
+                    }
+                }
                 unsafe {
                     (*ost.parameters().as_mut_ptr()).codec_tag = 0;
                 }
-                ost.set_time_base(s.time_base());
                 ost.set_metadata(s.metadata().to_owned());
                 copied.push(CopiedStream {
                     in_index: s.index(),
@@ -481,6 +635,7 @@ impl Output {
                     in_tb: s.time_base(),
                     out_tb: s.time_base(),
                     last_dts: None,
+                    rewrite: rewrite.map(|r| r.0),
                 });
             }
         }
@@ -556,11 +711,69 @@ impl Output {
             }
         }
         c.last_dts = pkt.dts().or(c.last_dts);
+        if let Some(rw) = c.rewrite.as_mut() {
+            rw.decoder
+                .send_packet(&pkt)
+                .map_err(|e| VeilError::ffmpeg("decode audio for editing", e))?;
+            return Self::pump_audio(&mut self.octx, c.out_index, c.out_tb, rw, false);
+        }
         pkt.set_stream(c.out_index);
         pkt.rescale_ts(c.in_tb, c.out_tb);
         pkt.set_position(-1);
         pkt.write_interleaved(&mut self.octx)
             .map_err(|e| VeilError::ffmpeg("write audio packet", e))?;
+        Ok(())
+    }
+
+    /// Moves decoded audio through the edits into the encoder, and encoded packets to the
+    /// muxer. `eof` flushes both.
+    fn pump_audio(
+        octx: &mut format::context::Output,
+        out_index: usize,
+        out_tb: Rational,
+        rw: &mut AudioRewriter,
+        eof: bool,
+    ) -> Result<()> {
+        let aerr = |c: &'static str| move |e: ffmpeg::Error| VeilError::ffmpeg(c, e);
+        if eof {
+            let _ = rw.decoder.send_eof();
+        }
+        let mut f = std::mem::replace(&mut rw.frame, frame::Audio::empty());
+        while rw.decoder.receive_frame(&mut f).is_ok() {
+            let t0 = f
+                .pts()
+                .map(|p| p as f64 * f64::from(rw.in_tb))
+                .unwrap_or(rw.next_pts as f64 / f.rate().max(1) as f64);
+            rw.edit(&mut f, t0);
+            f.set_pts(Some(rw.next_pts));
+            rw.next_pts += f.samples() as i64;
+            rw.encoder
+                .send_frame(&f)
+                .map_err(aerr("encode edited audio"))?;
+            Self::drain_audio(octx, out_index, out_tb, rw)?;
+        }
+        rw.frame = f;
+        if eof {
+            rw.encoder.send_eof().map_err(aerr("flush audio encoder"))?;
+            Self::drain_audio(octx, out_index, out_tb, rw)?;
+        }
+        Ok(())
+    }
+
+    fn drain_audio(
+        octx: &mut format::context::Output,
+        out_index: usize,
+        out_tb: Rational,
+        rw: &mut AudioRewriter,
+    ) -> Result<()> {
+        let mut p = Packet::empty();
+        while rw.encoder.receive_packet(&mut p).is_ok() {
+            p.set_stream(out_index);
+            p.rescale_ts(rw.encoder.time_base(), out_tb);
+            p.set_position(-1);
+            p.write_interleaved(octx)
+                .map_err(|e| VeilError::ffmpeg("write edited audio packet", e))?;
+        }
         Ok(())
     }
 
@@ -570,6 +783,11 @@ impl Output {
             .send_eof()
             .map_err(|e| VeilError::ffmpeg("flush encoder", e))?;
         self.drain()?;
+        for c in self.copied.iter_mut() {
+            if let Some(rw) = c.rewrite.as_mut() {
+                Self::pump_audio(&mut self.octx, c.out_index, c.out_tb, rw, true)?;
+            }
+        }
         self.octx
             .write_trailer()
             .map_err(|e| VeilError::ffmpeg("write trailer", e))?;

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub enum Class {
     Face,
     Plate,
+    /// A region a reviewer drew (`--edits`): redacted exactly as drawn.
+    Manual,
 }
 
 impl Class {
@@ -15,6 +17,7 @@ impl Class {
         match self {
             Class::Face => "face",
             Class::Plate => "plate",
+            Class::Manual => "manual",
         }
     }
 }

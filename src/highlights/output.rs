@@ -137,7 +137,15 @@ pub fn write(
 
 /// A URL for `target` relative to `dir` (percent-encoding what a URL cannot hold).
 pub fn relative_url(dir: &Path, target: &Path) -> String {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    // An empty parent ("out.mp4".parent()) is the current folder.
+    let abs = |p: &Path| {
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+    };
     let (d, t) = (abs(dir), abs(target));
     let dc: Vec<_> = d.components().collect();
     let tc: Vec<_> = t.components().collect();
@@ -197,7 +205,7 @@ pub fn vtt(hs: &[Highlight]) -> String {
 }
 
 /// JSON safe to put inside a `<script>` element.
-fn script_json(v: &serde_json::Value) -> String {
+pub fn script_json(v: &serde_json::Value) -> String {
     serde_json::to_string(v)
         .expect("page data serialises")
         .replace('<', "\\u003c")
@@ -236,6 +244,11 @@ fn page(a: &Analysis, source: &str, video: Option<String>, original: Option<Stri
         "signals": scores_of(a),
     });
     TEMPLATE.replacen("__VEIL_DATA__", &script_json(&data), 1)
+}
+
+/// Standard base64 (RFC 4648).
+pub fn base64(data: &[u8]) -> String {
+    base64_lite::encode(data)
 }
 
 /// Standard base64 (RFC 4648) for thumbnails: small enough not to need a crate.
@@ -315,5 +328,7 @@ mod tests {
             relative_url(Path::new("/a/b"), Path::new("/a/x/<y>.mp4")),
             "../x/%3Cy%3E.mp4"
         );
+        // A bare file name's folder is the current one.
+        assert_eq!(relative_url(Path::new(""), Path::new("out.mp4")), "out.mp4");
     }
 }
