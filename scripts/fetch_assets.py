@@ -4,6 +4,13 @@
 Reads models/models.toml and installs
   <cache>/ort/<basename of each [onnxruntime].files path>   (ONNX Runtime)
   <cache>/models/<file>                                       (every [[model]])
+and, only when asked (the GPU runtime is a 255 MB download, the CUDA libraries
+about 1.3 GB more):
+  <cache>/ort-gpu/<basename of each [onnxruntime-gpu].files path>
+                     with --gpu, or VEIL_GPU=1 (ONNX Runtime built for CUDA)
+  <cache>/ort-gpu/<basename of each [[onnxruntime-gpu.cuda]].files path>
+                     with --cuda-libs, or VEIL_CUDA_LIBS=1 (CUDA 13 and cuDNN 9
+                     from NVIDIA's wheels, for hosts that lack them; implies --gpu)
 where <cache> is $VEIL_CACHE, else .cache/ at the repository root.
 
 Every target is pinned by sha256. A target already present with the right
@@ -14,9 +21,12 @@ the member is extracted and checked, converted when the manifest says so
 (scripts/convert_centerface.py) and checked again, then written to a temporary
 file and renamed into place.
 
-Usage: fetch_assets.py [--check] [--quiet] [--manifest PATH] [--cache DIR]
-  --check   only verify; list what is missing or wrong and exit 1 if anything is
-  --quiet   print nothing on success
+Usage: fetch_assets.py [--check] [--quiet] [--gpu] [--cuda-libs] [--manifest PATH] [--cache DIR]
+  --check      only verify; list what is missing or wrong and exit 1 if anything is
+  --quiet      print nothing on success
+  --gpu        also the GPU runtime ([onnxruntime-gpu]); default from $VEIL_GPU
+  --cuda-libs  also the CUDA/cuDNN libraries ([[onnxruntime-gpu.cuda]]); default
+               from $VEIL_CUDA_LIBS
 Exit status: 0 ok, 1 a check or download failed, 2 bad usage or manifest.
 """
 
@@ -37,6 +47,18 @@ PROG = "fetch_assets"
 # manifest pins, whatever Python runs this script.
 ORT_PLATFORM_FLAGS = [
     "--platform", "manylinux_2_28_x86_64",
+    "--python-version", "3.11",
+    "--implementation", "cp",
+]
+# NVIDIA's CUDA wheels are tagged for older manylinux baselines (2010, 2014,
+# 2_27); pip matches each --platform tag exactly, so name them all.
+NVIDIA_PLATFORM_FLAGS = [
+    "--platform", "manylinux_2_28_x86_64",
+    "--platform", "manylinux_2_27_x86_64",
+    "--platform", "manylinux_2_17_x86_64",
+    "--platform", "manylinux2014_x86_64",
+    "--platform", "manylinux_2_12_x86_64",
+    "--platform", "manylinux2010_x86_64",
     "--python-version", "3.11",
     "--implementation", "cp",
 ]
@@ -128,31 +150,71 @@ class Target:
         self.platform_flags = platform_flags
 
 
-def load_targets(manifest_path, cache):
-    doc = _load_toml(manifest_path)
-    targets = []
-
-    ort = doc.get("onnxruntime")
-    if not isinstance(ort, dict):
-        raise ManifestError("%s lacks the [onnxruntime] table" % manifest_path)
-    where = "[onnxruntime]"
-    package = _get(ort, "package", where)
-    version = _get(ort, "version", where)
-    wheel = _plain_name(_get(ort, "wheel", where), where)
-    wheel_sha = _sha(ort, "wheel_sha256", where)
-    files = _get(ort, "files", where, list)
+def _runtime_targets(table, where, dest_dir, platform_flags):
+    """Targets for a runtime table: a pinned wheel and the `files` taken out of it."""
+    if not isinstance(table, dict):
+        raise ManifestError("%s should be a table" % where)
+    package = _get(table, "package", where)
+    version = _get(table, "version", where)
+    _get(table, "license", where)
+    wheel = _plain_name(_get(table, "wheel", where), where)
+    wheel_sha = _sha(table, "wheel_sha256", where)
+    files = _get(table, "files", where, list)
     if not files:
         raise ManifestError("%s: 'files' is empty" % where)
+    targets = []
     for i, entry in enumerate(files):
         w = "%s files[%d]" % (where, i)
         if not isinstance(entry, dict):
             raise ManifestError("%s should be a table" % w)
         member = _get(entry, "path", w)
         sha = _sha(entry, "sha256", w)
-        dest = os.path.join(cache, "ort", _plain_name(member.rsplit("/", 1)[-1], w))
+        dest = os.path.join(dest_dir, _plain_name(member.rsplit("/", 1)[-1], w))
         # The wheel member is installed as is, so its sha256 is the target's.
         targets.append(Target(dest, sha, package, version, wheel, wheel_sha,
-                              member, sha, "none", ORT_PLATFORM_FLAGS))
+                              member, sha, "none", platform_flags))
+    return targets
+
+
+def load_targets(manifest_path, cache, gpu=False, cuda_libs=False):
+    """Every file to install. The GPU tables are always checked, but their files
+    are targets only with gpu (the runtime) and cuda_libs (the CUDA libraries)."""
+    doc = _load_toml(manifest_path)
+    targets = []
+
+    ort = doc.get("onnxruntime")
+    if not isinstance(ort, dict):
+        raise ManifestError("%s lacks the [onnxruntime] table" % manifest_path)
+    targets += _runtime_targets(ort, "[onnxruntime]", os.path.join(cache, "ort"),
+                                ORT_PLATFORM_FLAGS)
+
+    ort_gpu = doc.get("onnxruntime-gpu")
+    if ort_gpu is None:
+        if gpu or cuda_libs:
+            raise ManifestError("%s lacks the [onnxruntime-gpu] table" % manifest_path)
+    else:
+        gpu_dir = os.path.join(cache, "ort-gpu")
+        gpu_targets = _runtime_targets(ort_gpu, "[onnxruntime-gpu]", gpu_dir, ORT_PLATFORM_FLAGS)
+        libs = ort_gpu.get("cuda", []) if isinstance(ort_gpu, dict) else []
+        if not isinstance(libs, list):
+            raise ManifestError("[onnxruntime-gpu]: 'cuda' must be an array of tables "
+                                "([[onnxruntime-gpu.cuda]])")
+        lib_targets = []
+        for i, lib in enumerate(libs):
+            where = "[[onnxruntime-gpu.cuda]] #%d" % (i + 1)
+            if isinstance(lib, dict) and isinstance(lib.get("package"), str):
+                where = "[[onnxruntime-gpu.cuda]] %r" % lib["package"]
+            lib_targets += _runtime_targets(lib, where, gpu_dir, NVIDIA_PLATFORM_FLAGS)
+        names = {}
+        for t in gpu_targets + lib_targets:
+            if t.dest in names:
+                raise ManifestError("%s and %s both install %s"
+                                    % (names[t.dest], t.member, os.path.basename(t.dest)))
+            names[t.dest] = t.member
+        if gpu or cuda_libs:
+            targets += gpu_targets
+        if cuda_libs:
+            targets += lib_targets
 
     models = doc.get("model", [])
     if not isinstance(models, list):
@@ -302,11 +364,29 @@ def write_atomic(dest, data, mode):
         raise
 
 
+def env_flag(name):
+    """True when the environment variable is set to 1 (or true, yes, on)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    sys.stderr.write("%s: ignoring %s=%r (expected 1 or 0)\n" % (PROG, name, value))
+    return False
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="fetch_assets.py", description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true",
                     help="only verify; exit 1 listing what is missing or wrong")
     ap.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    ap.add_argument("--gpu", action="store_true", default=env_flag("VEIL_GPU"),
+                    help="also install the GPU runtime ([onnxruntime-gpu]) into <cache>/ort-gpu/ "
+                         "(default: on when $VEIL_GPU is 1)")
+    ap.add_argument("--cuda-libs", action="store_true", default=env_flag("VEIL_CUDA_LIBS"),
+                    help="also install the CUDA and cuDNN libraries ([[onnxruntime-gpu.cuda]]) "
+                         "into <cache>/ort-gpu/; implies --gpu (default: on when "
+                         "$VEIL_CUDA_LIBS is 1)")
     ap.add_argument("--manifest", default=os.path.join(REPO_ROOT, "models", "models.toml"))
     ap.add_argument("--cache", default=None,
                     help="cache directory (default: $VEIL_CACHE, else .cache/ at the repo root)")
@@ -315,7 +395,7 @@ def main(argv=None):
     cache = args.cache or os.environ.get("VEIL_CACHE") or os.path.join(REPO_ROOT, ".cache")
     cache = os.path.abspath(cache)
     try:
-        targets = load_targets(args.manifest, cache)
+        targets = load_targets(args.manifest, cache, gpu=args.gpu, cuda_libs=args.cuda_libs)
     except ManifestError as e:
         sys.stderr.write("%s: %s\n" % (PROG, e))
         return 2
@@ -331,8 +411,13 @@ def main(argv=None):
             why = "missing" if got is None else "sha256 %s, expected %s" % (got, t.sha256)
             sys.stderr.write("%s: %s: %s\n" % (PROG, show(t.dest), why))
         if pending:
-            sys.stderr.write("%s: %d of %d assets missing or wrong; run scripts/setup.sh\n"
-                             % (PROG, len(pending), len(targets)))
+            setup = "scripts/setup.sh"
+            if args.cuda_libs:
+                setup = "VEIL_GPU=1 VEIL_CUDA_LIBS=1 " + setup
+            elif args.gpu:
+                setup = "VEIL_GPU=1 " + setup
+            sys.stderr.write("%s: %d of %d assets missing or wrong; run %s\n"
+                             % (PROG, len(pending), len(targets), setup))
             return 1
         return 0
 

@@ -10,7 +10,10 @@
 #         Only missing packages are installed, with sudo when not root.
 # Step 2: the pinned ONNX Runtime library and models (models/models.toml),
 #         into $VEIL_CACHE, else .cache/ at the repository root, by
-#         scripts/fetch_assets.py.
+#         scripts/fetch_assets.py. With VEIL_GPU=1 also the GPU build of ONNX
+#         Runtime (into <cache>/ort-gpu/, a 255 MB download), and with
+#         VEIL_CUDA_LIBS=1 as well the CUDA 13 and cuDNN 9 libraries from
+#         NVIDIA's wheels (about 1.3 GB more); see deploy/GPU.md.
 set -euo pipefail
 
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -81,7 +84,14 @@ fi
 # --- step 2: assets -------------------------------------------------------
 cache=${VEIL_CACHE:-$repo/.cache}
 shown=${cache#"$repo"/}
-if python3 scripts/fetch_assets.py --check --quiet 2>/dev/null; then
+fetch_args=()
+if [[ ${VEIL_GPU:-0} == 1 ]]; then
+  fetch_args+=(--gpu)
+fi
+if [[ ${VEIL_CUDA_LIBS:-0} == 1 ]]; then
+  fetch_args+=(--cuda-libs)
+fi
+if python3 scripts/fetch_assets.py --check --quiet "${fetch_args[@]}" 2>/dev/null; then
   echo "setup: assets verified in $shown"
   exit 0
 fi
@@ -96,5 +106,5 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
     exit 1
   fi
 fi
-python3 scripts/fetch_assets.py
+python3 scripts/fetch_assets.py "${fetch_args[@]}"
 echo "setup: assets installed and verified in $shown"

@@ -238,7 +238,7 @@ impl ManualBox {
 }
 
 /// How audio edits are applied (recorded in the audit).
-pub const AUDIO_METHOD: &str = "the edited audio streams are decoded, the spans muted (digital silence) or replaced by a 1 kHz tone, and the whole stream re-encoded with the same codec; packets outside the spans are re-encoded too, so they are not bit-exact";
+pub const AUDIO_METHOD: &str = "AAC-LC and PCM audio: only the packets that overlap a span, plus one packet on each side, are decoded, edited (digital silence, or a 1 kHz tone) and re-encoded with the same codec; every other packet is copied bit-exact. Other codecs: the whole stream is re-encoded";
 
 /// Ids given to manual boxes in the audit record: 1_000_000 + their index in the edits.
 pub const MANUAL_ID_BASE: u32 = 1_000_000;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ffmpeg::format::Pixel;
-use ffmpeg::{codec, format, frame, media, Dictionary, Packet, Rational};
+use ffmpeg::{codec, format, frame, media, Dictionary, Packet, Rational, Rescale};
 use ffmpeg_next as ffmpeg;
 
 use crate::error::{Result, VeilError};
@@ -322,6 +322,22 @@ struct AudioRewriter {
     /// Samples sent to the encoder so far (its pts, in 1/rate).
     next_pts: i64,
     frame: frame::Audio,
+    /// Splice mode: only the packets around the spans are re-encoded; the rest are copied.
+    splice: Option<Splice>,
+    bit_rate: usize,
+}
+
+/// A range of packets being re-encoded: its encoder, the original packets it replaces, and
+/// the packets the encoder produced so far.
+type OpenRange = (ffmpeg::encoder::Audio, Vec<Packet>, Vec<Packet>);
+
+/// State of span-only re-encoding.
+struct Splice {
+    codec: ffmpeg::Codec,
+    global_header: bool,
+    /// The decoded frame of the last copied packet: primes the encoder of the next range.
+    prev: Option<frame::Audio>,
+    open: Option<OpenRange>,
 }
 
 impl AudioRewriter {
@@ -366,6 +382,14 @@ impl AudioRewriter {
         let encoder = enc
             .open_as(codec)
             .map_err(ferr("open audio edit encoder"))?;
+        // Splicing keeps the original stream's parameters, so the re-encoded packets must be
+        // decodable with them: AAC-LC (or a codec without profiles, like PCM) only.
+        let profile = unsafe { (*s.parameters().as_ptr()).profile };
+        let spliceable = match id {
+            codec::Id::AAC => profile == ffmpeg::ffi::FF_PROFILE_AAC_LOW,
+            codec::Id::PCM_S16LE | codec::Id::PCM_S24LE | codec::Id::PCM_F32LE => true,
+            _ => false,
+        };
         if encoder.format() != decoder.format() {
             return Err(VeilError::Config(format!(
                 "audio edits: the {id:?} encoder wants {:?} samples but the decoder gives {:?}",
@@ -381,9 +405,53 @@ impl AudioRewriter {
                 in_tb: s.time_base(),
                 next_pts: 0,
                 frame: frame::Audio::empty(),
+                bit_rate: if br > 0 { br } else { 128_000 },
+                splice: spliceable.then_some(Splice {
+                    codec,
+                    global_header,
+                    prev: None,
+                    open: None,
+                }),
             },
             codec,
         ))
+    }
+
+    /// A fresh encoder with the settings of the first (for each spliced range).
+    fn fresh_encoder(
+        &self,
+        codec: ffmpeg::Codec,
+        global_header: bool,
+    ) -> Result<ffmpeg::encoder::Audio> {
+        let ferr = |c: &'static str| move |e: ffmpeg::Error| VeilError::ffmpeg(c, e);
+        let mut enc = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .audio()
+            .map_err(ferr("audio edit encoder"))?;
+        enc.set_rate(self.encoder.rate() as i32);
+        enc.set_channel_layout(self.encoder.channel_layout());
+        enc.set_format(self.encoder.format());
+        enc.set_time_base(self.encoder.time_base());
+        enc.set_bit_rate(self.bit_rate);
+        if global_header {
+            enc.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
+        enc.open_as(codec).map_err(ferr("open audio edit encoder"))
+    }
+
+    /// True when the packet's audio is within one packet of a span (the neighbours are
+    /// re-encoded too, so the transform's overlap at the boundaries is consistent).
+    fn affects(&self, pkt: &Packet) -> bool {
+        let tb = f64::from(self.in_tb);
+        let Some(pts) = pkt.pts() else {
+            return true;
+        };
+        let dur = pkt.duration().max(1);
+        let (a, b) = (pts as f64 * tb, (pts + dur) as f64 * tb);
+        let d = dur as f64 * tb;
+        self.spans
+            .iter()
+            .any(|sp| a < sp.end + d && b > sp.start - d)
     }
 
     /// Mutes or bleeps the samples of `f` (starting at `t0` seconds) that fall in a span.
@@ -616,11 +684,11 @@ impl Output {
                     .add_stream(ffmpeg::encoder::find(codec::Id::None))
                     .map_err(ferr("add audio stream"))?;
                 match &rewrite {
-                    Some((rw, _)) => {
+                    Some((rw, _)) if rw.splice.is_none() => {
                         ost.set_parameters(&rw.encoder);
                         ost.set_time_base(rw.encoder.time_base());
                     }
-                    None => {
+                    _ => {
                         ost.set_parameters(s.parameters());
                         ost.set_time_base(s.time_base());
                     }
@@ -715,13 +783,166 @@ impl Output {
             rw.decoder
                 .send_packet(&pkt)
                 .map_err(|e| VeilError::ffmpeg("decode audio for editing", e))?;
-            return Self::pump_audio(&mut self.octx, c.out_index, c.out_tb, rw, false);
+            if rw.splice.is_none() {
+                return Self::pump_audio(&mut self.octx, c.out_index, c.out_tb, rw, false);
+            }
+            let mut frames = Vec::new();
+            let mut f = frame::Audio::empty();
+            while rw.decoder.receive_frame(&mut f).is_ok() {
+                frames.push(std::mem::replace(&mut f, frame::Audio::empty()));
+            }
+            if rw.affects(&pkt) {
+                return Self::splice_feed(rw, &pkt, frames, true);
+            }
+            if rw.splice.as_ref().is_some_and(|s| s.open.is_some()) {
+                // The first packet after a range ends it (its audio completes the overlap).
+                Self::splice_feed(rw, &pkt, frames.clone(), false)?;
+                Self::splice_close(&mut self.octx, c.out_index, c.in_tb, c.out_tb, rw)?;
+            }
+            if let Some(sp) = rw.splice.as_mut() {
+                sp.prev = frames.pop();
+            }
         }
         pkt.set_stream(c.out_index);
         pkt.rescale_ts(c.in_tb, c.out_tb);
         pkt.set_position(-1);
         pkt.write_interleaved(&mut self.octx)
             .map_err(|e| VeilError::ffmpeg("write audio packet", e))?;
+        Ok(())
+    }
+
+    /// Feeds one packet's audio to the range encoder (opening a range, primed with the
+    /// previous packet's audio, if none is open). `edited` packets are replaced in the output;
+    /// the packet after a range only completes the encoder's overlap and is copied.
+    fn splice_feed(
+        rw: &mut AudioRewriter,
+        pkt: &Packet,
+        frames: Vec<frame::Audio>,
+        edited: bool,
+    ) -> Result<()> {
+        let aerr = |c: &'static str| move |e: ffmpeg::Error| VeilError::ffmpeg(c, e);
+        let rate = rw.encoder.rate().max(1) as i32;
+        let enc_tb = Rational::new(1, rate);
+        let in_tb = rw.in_tb;
+        if rw.splice.as_ref().is_some_and(|s| s.open.is_none()) {
+            let (codec, gh) = {
+                let sp = rw.splice.as_ref().expect("splice mode");
+                (sp.codec, sp.global_header)
+            };
+            let mut enc = rw.fresh_encoder(codec, gh)?;
+            if let Some(mut p) = rw.splice.as_mut().and_then(|s| s.prev.take()) {
+                let fs = enc.frame_size() as usize;
+                if (fs == 0 || p.samples() == fs) && p.pts().is_some() {
+                    let pts = p.pts().map(|t| t.rescale(in_tb, enc_tb));
+                    p.set_pts(pts);
+                    enc.send_frame(&p).map_err(aerr("prime audio encoder"))?;
+                }
+            }
+            rw.splice.as_mut().expect("splice").open = Some((enc, Vec::new(), Vec::new()));
+        }
+        // One frame per packet at the packet's time: a packet that decoded to fewer samples
+        // (the trimmed start of a stream) is padded at the front with silence.
+        let pts = pkt.pts().unwrap_or(0);
+        let fmt = rw.decoder.format();
+        let (fs, layout) = {
+            let open = rw
+                .splice
+                .as_ref()
+                .and_then(|s| s.open.as_ref())
+                .expect("opened");
+            (open.0.frame_size() as usize, open.0.channel_layout())
+        };
+        let mut f = match frames.into_iter().next() {
+            Some(f) if fs == 0 || f.samples() == fs => f,
+            other => {
+                let n = if fs > 0 {
+                    fs
+                } else {
+                    other.as_ref().map(|f| f.samples()).unwrap_or(0)
+                };
+                let mut z = frame::Audio::new(fmt, n, layout);
+                z.set_rate(rate as u32);
+                for i in 0..z.planes() {
+                    z.data_mut(i).fill(0);
+                }
+                if let Some(src) = other {
+                    let per = if fmt.is_planar() {
+                        1
+                    } else {
+                        src.channels() as usize
+                    };
+                    let bps = fmt.bytes() * per;
+                    let k = src.samples().min(n);
+                    for i in 0..z.planes().min(src.planes()) {
+                        let off = (n - k) * bps;
+                        let dst = z.data_mut(i);
+                        dst[off..off + k * bps].copy_from_slice(&src.data(i)[..k * bps]);
+                    }
+                }
+                z
+            }
+        };
+        if edited {
+            rw.edit(&mut f, pts as f64 * f64::from(in_tb));
+        }
+        f.set_pts(Some(pts.rescale(in_tb, enc_tb)));
+        let open = rw
+            .splice
+            .as_mut()
+            .and_then(|s| s.open.as_mut())
+            .expect("opened");
+        open.0.send_frame(&f).map_err(aerr("encode edited audio"))?;
+        let mut p = Packet::empty();
+        while open.0.receive_packet(&mut p).is_ok() {
+            open.2.push(std::mem::replace(&mut p, Packet::empty()));
+        }
+        if edited {
+            open.1.push(pkt.clone());
+        }
+        Ok(())
+    }
+
+    /// Ends the open range: flushes its encoder and writes, for each replaced packet, the
+    /// re-encoded packet with the same timestamp. A missing one fails the job (fail closed).
+    fn splice_close(
+        octx: &mut format::context::Output,
+        out_index: usize,
+        in_tb: Rational,
+        out_tb: Rational,
+        rw: &mut AudioRewriter,
+    ) -> Result<()> {
+        let rate = rw.encoder.rate().max(1) as i32;
+        let enc_tb = Rational::new(1, rate);
+        let Some((mut enc, originals, mut encoded)) =
+            rw.splice.as_mut().and_then(|s| s.open.take())
+        else {
+            return Ok(());
+        };
+        let _ = enc.send_eof();
+        let mut p = Packet::empty();
+        while enc.receive_packet(&mut p).is_ok() {
+            encoded.push(std::mem::replace(&mut p, Packet::empty()));
+        }
+        for o in originals {
+            let want = o.pts().unwrap_or(0).rescale(in_tb, enc_tb);
+            let Some(e) = encoded.iter().find(|e| e.pts() == Some(want)) else {
+                return Err(VeilError::ffmpeg(
+                    "edit audio",
+                    format!(
+                        "no re-encoded packet for the audio at {want}/{rate} s; output rejected"
+                    ),
+                ));
+            };
+            let mut n = e.clone();
+            n.set_pts(o.pts());
+            n.set_dts(o.dts());
+            n.set_duration(o.duration());
+            n.set_stream(out_index);
+            n.rescale_ts(in_tb, out_tb);
+            n.set_position(-1);
+            n.write_interleaved(octx)
+                .map_err(|e| VeilError::ffmpeg("write edited audio packet", e))?;
+        }
         Ok(())
     }
 
@@ -785,7 +1006,11 @@ impl Output {
         self.drain()?;
         for c in self.copied.iter_mut() {
             if let Some(rw) = c.rewrite.as_mut() {
-                Self::pump_audio(&mut self.octx, c.out_index, c.out_tb, rw, true)?;
+                if rw.splice.is_some() {
+                    Self::splice_close(&mut self.octx, c.out_index, c.in_tb, c.out_tb, rw)?;
+                } else {
+                    Self::pump_audio(&mut self.octx, c.out_index, c.out_tb, rw, true)?;
+                }
             }
         }
         self.octx

@@ -38,6 +38,29 @@ fn mean_volume(file: &Path, from: f64, len: f64) -> f64 {
         .unwrap()
 }
 
+/// (pts seconds, md5) of every packet of the first audio stream.
+fn audio_packet_md5s(file: &Path) -> Vec<(f64, String)> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:a:0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tb: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#tb 0: 1/"))
+        .map(|d| 1.0 / d.trim().parse::<f64>().unwrap())
+        .expect("time base");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            (f[2].parse::<f64>().unwrap() * tb, f[5].to_string())
+        })
+        .collect()
+}
+
 fn track_over(audit: &serde_json::Value, frame: i64, b: [i64; 4]) -> Option<u64> {
     let cx = b[0] + b[2] / 2;
     let cy = b[1] + b[3] / 2;
@@ -116,8 +139,26 @@ fn edits_re_render_changes_exactly_what_they_say() {
     assert!(detail_ratio(&input, &out, 9, no_face) > 0.75, "not before");
     assert_eq!(frame_count(&out), 180);
 
-    // Audio: silent inside the span, as before outside it.
+    // Audio: silent inside the span, as before outside it; only the packets of the span
+    // (and one on each side) were re-encoded, every other one is bit-exact.
     assert!(mean_volume(&out, 1.2, 0.6) < -60.0);
+    let (a, b) = (audio_packet_md5s(&input), audio_packet_md5s(&out));
+    assert_eq!(a.len(), b.len());
+    let mut changed = 0;
+    for ((ta, ma), (tb, mb)) in a.iter().zip(&b) {
+        assert!((ta - tb).abs() < 1e-6, "packet timing kept");
+        if ma != mb {
+            changed += 1;
+            assert!(
+                *ta > 1.0 - 0.05 && *ta < 2.0 + 0.03,
+                "packet at {ta}s changed"
+            );
+        }
+    }
+    assert!(
+        changed >= 45,
+        "the span's packets were re-encoded ({changed})"
+    );
     for t in [0.2, 3.0, 4.5] {
         let (a, b) = (mean_volume(&out, t, 0.6), mean_volume(&input, t, 0.6));
         assert!((a - b).abs() < 1.5, "at {t}s: {a} vs {b} dB");
