@@ -880,6 +880,9 @@ struct StageResult {
     thumbs: std::collections::HashMap<u32, Vec<String>>,
 }
 
+/// Plate tracks are numbered from here (face tracks from 0), so ids are unique in the audit.
+pub const PLATE_FIRST_ID: u32 = 100_000;
+
 /// Detection, tracking and redaction for one video.
 struct DetectStage<'o> {
     opts: &'o RedactOptions,
@@ -912,7 +915,7 @@ impl<'o> DetectStage<'o> {
             h,
             fmt,
             faces: Tracker::new(opts.track),
-            plates: Tracker::new(opts.plate_track()),
+            plates: Tracker::with_first_id(opts.plate_track(), PLATE_FIRST_ID),
             scaler: RgbScaler::default(),
             scratch: Vec::new(),
             log: TrackLog::default(),
@@ -1281,8 +1284,11 @@ impl<'o> DetectStage<'o> {
             .into_tracks()
             .into_iter()
             .chain(
-                std::mem::replace(&mut self.plates, Tracker::new(self.opts.plate_track()))
-                    .into_tracks(),
+                std::mem::replace(
+                    &mut self.plates,
+                    Tracker::with_first_id(self.opts.plate_track(), PLATE_FIRST_ID),
+                )
+                .into_tracks(),
             )
             .collect();
         for t in remaining {

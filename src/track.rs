@@ -117,6 +117,15 @@ impl Tracker {
         }
     }
 
+    /// A tracker whose ids start at `first_id`, so two trackers (faces, plates) feeding one
+    /// audit record never share an id.
+    pub fn with_first_id(cfg: TrackConfig, first_id: u32) -> Self {
+        Tracker {
+            next_id: first_id,
+            ..Tracker::new(cfg)
+        }
+    }
+
     pub fn config(&self) -> &TrackConfig {
         &self.cfg
     }
@@ -225,6 +234,21 @@ mod tests {
             bbox: BBox::from_xywh(x, 10.0, 20.0, 20.0),
             score: 0.9,
         }
+    }
+
+    #[test]
+    fn face_and_plate_trackers_never_share_an_id() {
+        // One audit record holds both; a shared id would merge a face and a plate track.
+        let mut faces = Tracker::new(TrackConfig::default());
+        let mut plates = Tracker::with_first_id(TrackConfig::default(), 100_000);
+        faces.update(0, Class::Face, &[face(10.0), face(200.0)]);
+        let mut p = face(10.0);
+        p.class = Class::Plate;
+        plates.update(0, Class::Plate, &[p]);
+        let f: Vec<u32> = faces.boxes_at(0).iter().map(|b| b.0).collect();
+        let q: Vec<u32> = plates.boxes_at(0).iter().map(|b| b.0).collect();
+        assert_eq!(f, vec![0, 1]);
+        assert_eq!(q, vec![100_000]);
     }
 
     #[test]

@@ -193,3 +193,54 @@ fn highlights_errors_are_one_line_with_the_right_exit_code() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!dir.path().join("highlights.json").exists());
 }
+
+#[test]
+fn a_user_signal_model_feeds_its_kind() {
+    // fixtures/peak_signal.onnx (scripts/make-signal-model.py): scores = [peak, 1 - peak] of
+    // each second of audio. Its column 0 fed into `struggle` fires on the two bangs.
+    let dir = tempdir();
+    let clip = make_clip(dir.path(), "bangs.mp4", 45, &[12.0, 31.5]);
+    let out = dir.path().join("hl");
+    let model = root().join("fixtures/peak_signal.onnx");
+    let o = run(veil()
+        .args(["highlights", "--signal-model"])
+        .arg(format!("{}:struggle:0", model.display()))
+        .arg("-o")
+        .arg(&out)
+        .arg(&clip));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = read_json(&out.join("highlights.json"));
+    schema_check(&doc);
+    let hs = doc["highlights"].as_array().unwrap();
+    assert_eq!(hs.len(), 2, "{hs:#?}");
+    for h in hs {
+        let kinds: Vec<&str> = std::iter::once(h["kind"].as_str().unwrap())
+            .chain(
+                h["also"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_str().unwrap()),
+            )
+            .collect();
+        assert!(kinds.contains(&"struggle"), "{h}");
+    }
+    let models = doc["models"].as_array().unwrap();
+    let m = models
+        .iter()
+        .find(|m| m["id"] == "model:peak_signal")
+        .expect("the user model is recorded");
+    assert_eq!(m["sha256"], sha256(&model));
+    // The quiet seconds score low: the per-second track stays under the trigger there.
+    let track = doc["signals"]["scores"]["struggle"].as_array().unwrap();
+    assert!(track[5].as_f64().unwrap() < 0.2, "{}", track[5]);
+
+    // A bad spec is a usage error.
+    let o = run(veil()
+        .args(["highlights", "--signal-model"])
+        .arg(format!("{}:bogus", model.display()))
+        .arg("-o")
+        .arg(&out)
+        .arg(&clip));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
