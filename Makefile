@@ -27,7 +27,7 @@ demo: build
 	$(VEIL) models
 	$(VEIL) process $(DEMO_IN) -o $(DEMO_OUT)
 	$(VEIL) redact fixtures/astronaut.png -o $(DEMO_OUT)/astronaut.redacted.png
-	@echo "demo: outputs in $(DEMO_OUT)/; open $(DEMO_OUT)/review.html in a browser"
+	@echo "demo: outputs in $(DEMO_OUT)/; open $(DEMO_OUT)/review.html (highlights) and $(DEMO_OUT)/face_720p.redacted.mp4.redaction-review.html (review before disclosure) in a browser"
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -459,7 +459,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
                 eprintln!(
-                    "veil: redacted {} frames ({} with redactions; {} face and {} plate tracks) in {:.1} s ({:.1} fps) -> {} (audit: {})",
+                    "veil: redacted {} frames ({} with redactions; {} face and {} plate tracks) in {:.1} s ({:.1} fps) -> {} (audit: {}{})",
                     summary.frames_out,
                     summary.redacted_frames,
                     summary.face_tracks,
@@ -467,7 +467,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     summary.seconds,
                     summary.fps,
                     summary.output.display(),
-                    summary.audit.display()
+                    summary.audit.display(),
+                    summary
+                        .review
+                        .as_deref()
+                        .map(|p| format!("; review page: {}", p.display()))
+                        .unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -641,7 +646,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 eprintln!(
-                    "veil: redacted {} frames ({} face and {} plate tracks) and found {} highlights in {:.1} s -> {} (audit: {}), {}",
+                    "veil: redacted {} frames ({} face and {} plate tracks) and found {} highlights in {:.1} s -> {} (audit: {}); highlights: {}; redaction review: {}",
                     s.redact.frames_out,
                     s.redact.face_tracks,
                     s.redact.plate_tracks,
@@ -649,7 +654,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     s.seconds,
                     s.redact.output.display(),
                     s.redact.audit.display(),
-                    s.review_html.display()
+                    s.review_html.display(),
+                    s.redact
+                        .review
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
