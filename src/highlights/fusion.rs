@@ -811,6 +811,25 @@ mod tests {
     }
 
     #[test]
+    fn a_voice_rising_for_a_minute_is_rising_tension() {
+        let mut s = calm(200);
+        // From 60 s the voice rises 0.2 dB/s (12 dB/min) for 60 s.
+        for (i, sec) in s.iter_mut().enumerate().skip(60).take(60) {
+            sec.loudness += 0.2 * (i - 60) as f32;
+        }
+        let f = fuse(&s, &[], 0.5);
+        let t = f
+            .events
+            .iter()
+            .find(|e| e.kind == Kind::RisingTension)
+            .expect("rising tension found");
+        assert!(t.onset > 60.0 && t.onset < 120.0, "onset {}", t.onset);
+        // A flat minute does not trigger it.
+        let f = fuse(&calm(200), &[], 0.5);
+        assert!(f.events.iter().all(|e| e.kind != Kind::RisingTension));
+    }
+
+    #[test]
     fn sensitivity_moves_the_trigger() {
         assert!(on_threshold(1.0) < on_threshold(0.5));
         assert!(on_threshold(0.0) > on_threshold(0.5));
