@@ -396,6 +396,16 @@ fn progress_bar(enabled: bool) -> Option<ProgressBar> {
     Some(pb)
 }
 
+/// Moves a frame progress bar (when there is one) to `done` of `total`.
+fn show_progress(pb: &Option<ProgressBar>, done: u64, total: Option<u64>) {
+    if let Some(pb) = pb {
+        if let Some(t) = total {
+            pb.set_length(t.max(done));
+        }
+        pb.set_position(done);
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let verbose = cli.verbose;
     match cli.cmd {
@@ -436,14 +446,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .into());
             }
             let pb = progress_bar(true);
-            let cb = |done: u64, total: Option<u64>| {
-                if let Some(pb) = &pb {
-                    if let Some(t) = total {
-                        pb.set_length(t.max(done));
-                    }
-                    pb.set_position(done);
-                }
-            };
+            let cb = |done: u64, total: Option<u64>| show_progress(&pb, done, total);
             let summary = veil::redact_file(&a.input, &a.output, &opts, Some(&cb))?;
             if let Some(pb) = pb {
                 pb.finish_and_clear();
@@ -589,14 +592,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .into());
             }
             let pb = progress_bar(true);
-            let cb = |done: u64, total: Option<u64>| {
-                if let Some(pb) = &pb {
-                    if let Some(t) = total {
-                        pb.set_length(t.max(done));
-                    }
-                    pb.set_position(done);
-                }
-            };
+            let cb = |done: u64, total: Option<u64>| show_progress(&pb, done, total);
             let analysis = veil::highlights::analyze_file(&a.input, &hopts, Some(&cb))?;
             if let Some(pb) = pb {
                 pb.finish_and_clear();
@@ -630,14 +626,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let hopts = a.hl.to_options()?;
             let opts = a.opts.to_options();
             let pb = progress_bar(true);
-            let cb = |done: u64, total: Option<u64>| {
-                if let Some(pb) = &pb {
-                    if let Some(t) = total {
-                        pb.set_length(t.max(done));
-                    }
-                    pb.set_position(done);
-                }
-            };
+            let cb = |done: u64, total: Option<u64>| show_progress(&pb, done, total);
             let s = veil::process::process_file(&a.input, &a.output, &opts, &hopts, Some(&cb))?;
             if let Some(pb) = pb {
                 pb.finish_and_clear();
