@@ -221,12 +221,11 @@ def convert(model):
     return _rewrite_nested(model, (MODEL_GRAPH,), _convert_graph)
 
 
-def convert_file(src, dst):
-    """Convert src into dst (written atomically); return dst's sha256 hex."""
-    with open(src, "rb") as f:
-        data = convert(f.read())
+def write_atomic(dst, data, prefix=".convert-"):
+    """Write data to dst atomically (temp file in the same folder, then rename); return its
+    sha256 hex."""
     directory = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -241,6 +240,13 @@ def convert_file(src, dst):
             pass
         raise
     return hashlib.sha256(data).hexdigest()
+
+
+def convert_file(src, dst):
+    """Convert src into dst (written atomically); return dst's sha256 hex."""
+    with open(src, "rb") as f:
+        data = convert(f.read())
+    return write_atomic(dst, data)
 
 
 def main(argv):

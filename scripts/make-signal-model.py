@@ -23,29 +23,14 @@ Usage: make-signal-model.py [OUT]   (default: fixtures/peak_signal.onnx in
 this repository; prints the sha256 of OUT)
 """
 
-import hashlib
 import os
 import struct
 import sys
-import tempfile
 
-# --- protobuf wire format -------------------------------------------------
-
-WT_VARINT, WT_LEN = 0, 2
-
-
-def _encode_varint(value):
-    if value < 0:
-        value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The protobuf wire helpers and the atomic writer of the CenterFace converter.
+from convert_centerface import WT_VARINT, _encode_varint, write_atomic  # noqa: E402
+from convert_centerface import _len_field as _len_bytes  # noqa: E402
 
 
 def _int_field(number, value):
@@ -55,7 +40,7 @@ def _int_field(number, value):
 def _len_field(number, payload):
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
-    return _encode_varint((number << 3) | WT_LEN) + _encode_varint(len(payload)) + bytes(payload)
+    return _len_bytes(number, payload)
 
 
 # --- ONNX messages (field numbers from onnx/onnx.proto) -------------------
@@ -129,26 +114,6 @@ def build_model():
     return model
 
 
-def write_file(dst, data):
-    """Write data to dst atomically; return its sha256 hex."""
-    directory = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=".make-signal-model-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return hashlib.sha256(data).hexdigest()
-
-
 def main(argv):
     if len(argv) > 2 or (len(argv) == 2 and argv[1] in ("-h", "--help")):
         sys.stderr.write("usage: make-signal-model.py [OUT]\n")
@@ -159,7 +124,7 @@ def main(argv):
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         dst = os.path.join(repo, "fixtures", "peak_signal.onnx")
     try:
-        digest = write_file(dst, build_model())
+        digest = write_atomic(dst, build_model(), prefix=".make-signal-model-")
     except OSError as e:
         sys.stderr.write("make-signal-model: %s\n" % e)
         return 1
