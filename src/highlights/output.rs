@@ -175,17 +175,6 @@ pub fn relative_url(dir: &Path, target: &Path) -> String {
         .join("/")
 }
 
-fn vtt_time(t: f64) -> String {
-    let ms = (t.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        (ms / 60_000) % 60,
-        (ms / 1000) % 60,
-        ms % 1000
-    )
-}
-
 /// WebVTT chapters: one cue per highlight, from its start (with the lead-up) to its end.
 pub fn vtt(hs: &[Highlight]) -> String {
     let mut s = String::from("WEBVTT - veil highlights\n\n");
@@ -194,8 +183,8 @@ pub fn vtt(hs: &[Highlight]) -> String {
         s.push_str(&format!(
             "{}\n{} --> {}\n{} ({:.2}), onset {}\n\n",
             h.id,
-            vtt_time(h.start),
-            vtt_time(h.end.max(h.start + 0.001)),
+            format_time(h.start),
+            format_time(h.end.max(h.start + 0.001)),
             h.kind.label(),
             h.score,
             format_time(h.onset),
