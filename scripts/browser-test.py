@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from webdriver_lite import ELEMENT_KEY, PLACEHOLDER, Fail, main, poll, read_page  # noqa: E402
+from webdriver_lite import ELEMENT_KEY, PLACEHOLDER, Fail, check_browser_log, main, poll, read_page  # noqa: E402
 from webdriver_lite import start as start_browser  # noqa: E402
 
 
@@ -134,14 +134,7 @@ def run(args, t_start, state):
     st = wd.js(STATE_JS)
     if st.get("errors"):
         raise Fail(f"JS errors on the page: {st['errors']}")
-    try:
-        entries = wd.call("POST", "/se/log", {"type": "browser"}) or []
-    except Fail:
-        entries = []  # log endpoint not supported by this chromedriver; window.veilErrors still checked
-    severe = [e.get("message", "") for e in entries
-              if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
-    if severe:
-        raise Fail(f"browser logged errors: {severe}")
+    check_browser_log(wd)
 
     timings["total"] = time.monotonic() - t_start
     return (f"chromium {browser_version}; {len(hs)} highlights, {n_marks} markers; {video_info}; "

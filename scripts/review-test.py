@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from webdriver_lite import ELEMENT_KEY, PLACEHOLDER, Fail, main, poll, read_page  # noqa: E402
+from webdriver_lite import ELEMENT_KEY, PLACEHOLDER, Fail, check_browser_log, main, poll, read_page  # noqa: E402
 from webdriver_lite import start as start_browser  # noqa: E402
 
 TRACK_REASON = "Bystander's face is a poster on the wall <not a person> & public"
@@ -306,14 +306,7 @@ def run(args, t_start, state):
         raise Fail(f"JS errors on the page: {st['errors']}")
     if st.get("pwned"):
         raise Fail("a hostile string in the data was executed (window.__pwned is set)")
-    try:
-        entries = wd.call("POST", "/se/log", {"type": "browser"}) or []
-    except Fail:
-        entries = []  # log endpoint not supported by this chromedriver; window.veilErrors still checked
-    severe = [e.get("message", "") for e in entries
-              if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
-    if severe:
-        raise Fail(f"browser logged errors: {severe}")
+    check_browser_log(wd)
 
     timings["total"] = time.monotonic() - t_start
     k1, k2 = kfs

@@ -111,6 +111,18 @@ def poll(what, fn, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def check_browser_log(wd):
+    """Fails on any SEVERE entry in the browser's console log (favicon misses aside)."""
+    try:
+        entries = wd.call("POST", "/se/log", {"type": "browser"}) or []
+    except Fail:
+        entries = []  # log endpoint not supported by this chromedriver; window.veilErrors still checked
+    severe = [e.get("message", "") for e in entries
+              if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
+    if severe:
+        raise Fail(f"browser logged errors: {severe}")
+
+
 def read_page(path):
     """The page's absolute path; fails when it is missing or still a raw template."""
     page = Path(path).resolve()
