@@ -102,9 +102,13 @@ impl TrackLog {
             max_score: 0.0,
             boxes: Vec::new(),
         });
+        // A track can redact two boxes on one frame (its gap-filled box and where following
+        // found it): both are listed, the frame counts once.
+        if t.boxes.last().map_or(true, |l| l[0] != frame as i64) {
+            t.frames += 1;
+        }
         t.last_frame = frame;
         t.last_time_s = time_s;
-        t.frames += 1;
         t.boxes.push([
             frame as i64,
             b[0] as i64,

@@ -56,11 +56,12 @@ pub fn detect_image(
     widths.sort_unstable();
     widths.dedup();
     for tw in widths {
-        found.extend(run_scaled(&mut dets.face, &full, tw, opts.thresh)?);
+        found.extend(run_scaled(&mut dets.face, &full, tw, opts.thresh, &[])?);
     }
     let mut found = nms(found, 0.3);
     if let Some(pd) = dets.plate.as_mut() {
-        let mut plates = run_scaled(pd, &full, 0, opts.plate_thresh)?;
+        let angles = opts.plate_angles();
+        let mut plates = run_scaled(pd, &full, 0, opts.plate_thresh, &angles)?;
         // Overlapping tiles find plates too small for the whole-image pass; stills get the
         // model's native scale (640-pixel tiles) as speed matters less than for video.
         let tile = if opts.plate_tile == 0 {
@@ -71,7 +72,7 @@ pub fn detect_image(
         if tile > 0 && w.max(h) > tile {
             for (x, y, tw, th) in crate::pipeline::tile_grid(w, h, tile) {
                 let view = full.crop(x, y, tw, th);
-                for mut d in run_scaled(pd, &view, 0, opts.plate_thresh)? {
+                for mut d in run_scaled(pd, &view, 0, opts.plate_thresh, &angles)? {
                     d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
                     plates.push(d);
                 }
@@ -88,6 +89,7 @@ pub(crate) fn run_scaled(
     src: &Rgb,
     target_width: usize,
     thresh: f32,
+    angles: &[f32],
 ) -> Result<Vec<Detection>> {
     let (dw, dh) = det.input_size(src.width, src.height, target_width);
     let mut packed = Vec::with_capacity(src.width * src.height * 3);
@@ -109,14 +111,15 @@ pub(crate) fn run_scaled(
     let img = Rgb::new(dw, dh, dw * 3, resized.as_raw())?;
     let sx = src.width as f32 / dw as f32;
     let sy = src.height as f32 / dh as f32;
-    Ok(det
-        .detect(&img, thresh)?
-        .into_iter()
-        .map(|mut d| {
-            d.bbox = d.bbox.map(sx, sy, 0.0, 0.0);
-            d
-        })
-        .collect())
+    Ok(
+        crate::detect::rotate::detect_turned(det, &img, thresh, angles)?
+            .into_iter()
+            .map(|mut d| {
+                d.bbox = d.bbox.map(sx, sy, 0.0, 0.0);
+                d
+            })
+            .collect(),
+    )
 }
 
 /// Redacts `boxes` in an RGB image in place.

@@ -12,6 +12,7 @@ pub mod detect;
 pub mod edits;
 pub mod error;
 pub mod eval;
+pub mod follow;
 pub mod highlights;
 pub mod image_io;
 pub mod models;

@@ -269,7 +269,8 @@ struct OptArgs {
     /// Face model: a CenterFace- or YOLO-format ONNX file instead of the built-in one.
     #[arg(long)]
     face_model: Option<PathBuf>,
-    /// Plate model: a YOLO-format ONNX file (v5/v8/v11 export) instead of the built-in one.
+    /// Plate model: a YOLO-format ONNX file (v5/v8/v11 export), or the id of a model in the
+    /// manifest (`veil models`), instead of the default one.
     #[arg(long)]
     plate_model: Option<PathBuf>,
     /// Width faces are detected at on every frame.
@@ -289,6 +290,14 @@ struct OptArgs {
     /// Tile size for the extra plate pass on frames over 1.5x this size (0 turns it off).
     #[arg(long, default_value_t = 960)]
     plate_tile: usize,
+    /// The plate model also looks at each view turned by +/- this many degrees, for plates
+    /// tilted by a rolling camera (0 turns it off; each turn costs one more model run).
+    #[arg(long, default_value_t = 15.0)]
+    plate_rotate: f32,
+    /// Seconds a face or plate is followed by its appearance after its last detection, and
+    /// before its first within the look-ahead window (0 turns following off).
+    #[arg(long, default_value_t = 1.0)]
+    follow: f32,
     /// Frames a track may go undetected and still be redacted through.
     #[arg(long, default_value_t = 12)]
     max_gap: u32,
@@ -333,6 +342,8 @@ impl OptArgs {
             plates: !self.no_plates,
             plate_every: self.plate_every,
             plate_tile: self.plate_tile,
+            plate_rotate: self.plate_rotate,
+            follow_s: self.follow,
             face_model: self.face_model.clone(),
             plate_model: self.plate_model.clone(),
             allow_damaged: self.allow_damaged,
@@ -457,8 +468,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if verbose > 0 {
                     let t = &summary.timing;
                     eprintln!(
-                        "veil: detect thread: faces {:.2} s, plates {:.2} s, redact {:.2} s, waiting for decode {:.2} s, for encode {:.2} s",
-                        t.face_detect_s, t.plate_detect_s, t.redact_s, t.wait_decode_s, t.wait_encode_s
+                        "veil: detect thread: faces {:.2} s, plates {:.2} s, following {:.2} s, redact {:.2} s, waiting for decode {:.2} s, for encode {:.2} s",
+                        t.face_detect_s, t.plate_detect_s, t.follow_s, t.redact_s, t.wait_decode_s, t.wait_encode_s
                     );
                 }
                 eprintln!(

@@ -40,6 +40,13 @@ pub struct RedactOptions {
     /// On frames whose long side exceeds 1.5x this, the plate model also runs on overlapping
     /// tiles of this size, so small plates are not lost to downscaling (0 = off).
     pub plate_tile: usize,
+    /// The plate model also runs on copies of each view turned by +/- this many degrees, for
+    /// plates tilted by a rolling camera (0 = off).
+    pub plate_rotate: f32,
+    /// Seconds a track is followed by its appearance after its last detection (0 = off).
+    pub follow_s: f32,
+    /// The same in frames, set by [`RedactOptions::resolved`] from the frame rate.
+    pub follow_frames: u32,
     pub face_model: Option<PathBuf>,
     pub plate_model: Option<PathBuf>,
     pub track: TrackConfig,
@@ -67,6 +74,9 @@ impl Default for RedactOptions {
             plates: true,
             plate_every: 0,
             plate_tile: 960,
+            plate_rotate: 15.0,
+            follow_s: 1.0,
+            follow_frames: 0,
             face_model: None,
             plate_model: None,
             track: TrackConfig::default(),
@@ -113,6 +123,18 @@ impl RedactOptions {
                 self.plate_tile
             )));
         }
+        if !(0.0..=10.0).contains(&self.follow_s) {
+            return Err(VeilError::Config(format!(
+                "--follow must be 0 (off) to 10 seconds, got {}",
+                self.follow_s
+            )));
+        }
+        if !(0.0..=45.0).contains(&self.plate_rotate) {
+            return Err(VeilError::Config(format!(
+                "--plate-rotate must be 0 (off) to 45 degrees, got {}",
+                self.plate_rotate
+            )));
+        }
         if self.plate_every > 120 || !(1..=120).contains(&self.hires_every) {
             return Err(VeilError::Config(format!(
                 "--plate-every must be 0..120 and --hires-every 1..120, got {} and {}",
@@ -130,19 +152,29 @@ impl RedactOptions {
         self.encode.validate()
     }
 
+    /// The turns the plate model sees besides the picture as it is.
+    pub fn plate_angles(&self) -> Vec<f32> {
+        if self.plate_rotate > 0.0 {
+            vec![self.plate_rotate, -self.plate_rotate]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Tracking for plates, which are detected on sampled frames only: gaps and extensions
     /// must cover the frames between samples.
     /// A copy with automatic settings fixed for footage at `fps` frames per second.
     pub fn resolved(&self, fps: f64) -> RedactOptions {
         let mut o = self.clone();
+        let fps = if fps.is_finite() && fps > 0.0 {
+            fps
+        } else {
+            30.0
+        };
         if o.plate_every == 0 {
-            let fps = if fps.is_finite() && fps > 0.0 {
-                fps
-            } else {
-                30.0
-            };
             o.plate_every = ((fps * 0.2).round() as u32).clamp(1, 120);
         }
+        o.follow_frames = (fps * o.follow_s as f64).round().clamp(0.0, 1200.0) as u32;
         o
     }
 
@@ -170,6 +202,17 @@ impl Detectors {
         let manifest = Manifest::builtin()?;
         let resolve = |user: &Option<PathBuf>, task: Task| -> Result<ResolvedModel> {
             match user {
+                // A manifest id (e.g. `--plate-model platedet`) unless a file of that name exists.
+                Some(p) if !p.exists() && manifest.get(&p.to_string_lossy()).is_ok() => {
+                    let m = manifest.get(&p.to_string_lossy())?;
+                    if m.task != task {
+                        return Err(VeilError::Config(format!(
+                            "model {} is a {:?} model, not a {task:?} model",
+                            m.id, m.task
+                        )));
+                    }
+                    m.resolve()
+                }
                 Some(p) => models::resolve_user_model(p, task),
                 None => manifest
                     .default_for(task)
@@ -213,6 +256,7 @@ impl Detectors {
 /// `rgb_at(w, h)` must return the stored frame scaled to `w`x`h`. `turn` is the number of
 /// clockwise quarter turns that make the stored frame upright (from the rotation metadata), so
 /// the detector sees faces and plates the way a viewer does; boxes come back in stored pixels.
+#[allow(clippy::too_many_arguments)]
 fn detect_scaled(
     det: &mut Detector,
     frame_w: usize,
@@ -220,6 +264,7 @@ fn detect_scaled(
     target_width: usize,
     thresh: f32,
     turn: u32,
+    angles: &[f32],
     rgb_at: &mut dyn FnMut(usize, usize) -> Result<(Vec<u8>, usize)>,
 ) -> Result<Vec<Detection>> {
     let turn = turn % 4;
@@ -240,16 +285,17 @@ fn detect_scaled(
     let img = Rgb::new(w, h, stride, &buf)?;
     let sx = uw as f32 / w as f32;
     let sy = uh as f32 / h as f32;
-    Ok(det
-        .detect(&img, thresh)?
-        .into_iter()
-        .map(|mut d| {
-            let upright = d.bbox.map(sx, sy, 0.0, 0.0).clip(uw as f32, uh as f32);
-            d.bbox = unrotate_box(&upright, turn, frame_w as f32, frame_h as f32);
-            d
-        })
-        .filter(|d| d.bbox.is_valid())
-        .collect())
+    Ok(
+        crate::detect::rotate::detect_turned(det, &img, thresh, angles)?
+            .into_iter()
+            .map(|mut d| {
+                let upright = d.bbox.map(sx, sy, 0.0, 0.0).clip(uw as f32, uh as f32);
+                d.bbox = unrotate_box(&upright, turn, frame_w as f32, frame_h as f32);
+                d
+            })
+            .filter(|d| d.bbox.is_valid())
+            .collect(),
+    )
 }
 
 /// Quarter turns (clockwise) that make a frame stored with this display rotation upright.
@@ -336,6 +382,8 @@ pub struct RedactSummary {
 pub struct StageTiming {
     pub face_detect_s: f64,
     pub plate_detect_s: f64,
+    /// Following tracks by appearance between and after detections.
+    pub follow_s: f64,
     pub redact_s: f64,
     /// Waiting for decoded frames (decode is the bottleneck when this is large).
     pub wait_decode_s: f64,
@@ -899,6 +947,10 @@ struct DetectStage<'o> {
     timing: StageTiming,
     /// Clockwise quarter turns from the stored frame to the upright picture.
     turn: u32,
+    /// Global motion for following: the estimator and, per recent frame, the shift of the
+    /// picture from the frame before it, in pixels.
+    motion: crate::highlights::motion::MotionEstimator,
+    shifts: VecDeque<(u64, (f32, f32))>,
 }
 
 impl<'o> DetectStage<'o> {
@@ -922,6 +974,8 @@ impl<'o> DetectStage<'o> {
             thumbs: Default::default(),
             timing: StageTiming::default(),
             turn,
+            motion: Default::default(),
+            shifts: VecDeque::new(),
         }
     }
 
@@ -969,6 +1023,7 @@ impl<'o> DetectStage<'o> {
             opts.detect_width,
             opts.thresh,
             turn,
+            &[],
             &mut rgb_at,
         )?;
         if opts.hires_width > opts.detect_width
@@ -982,6 +1037,7 @@ impl<'o> DetectStage<'o> {
                 opts.hires_width,
                 opts.thresh,
                 turn,
+                &[],
                 &mut rgb_at,
             )?);
             found = nms(found, 0.3);
@@ -1004,13 +1060,24 @@ impl<'o> DetectStage<'o> {
             Ok((buf.to_vec(), stride))
         };
         let t0 = Instant::now();
-        let mut found = detect_scaled(pd, w, h, 0, opts.plate_thresh, self.turn, &mut rgb_at)?;
+        let angles = opts.plate_angles();
+        let mut found = detect_scaled(
+            pd,
+            w,
+            h,
+            0,
+            opts.plate_thresh,
+            self.turn,
+            &angles,
+            &mut rgb_at,
+        )?;
         if opts.plate_tile > 0 && 2 * w.max(h) > 3 * opts.plate_tile {
             let (buf, stride) = rgb_at(w, h)?;
             let full = Rgb::new(w, h, stride, &buf)?;
             for (x, y, tw, th) in tile_grid(w, h, opts.plate_tile) {
                 let view = full.crop(x, y, tw, th);
-                for mut d in crate::image_io::run_scaled(pd, &view, 0, opts.plate_thresh)? {
+                for mut d in crate::image_io::run_scaled(pd, &view, 0, opts.plate_thresh, &angles)?
+                {
                     d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
                     found.push(d);
                 }
@@ -1020,6 +1087,96 @@ impl<'o> DetectStage<'o> {
         self.plates.update(index, Class::Plate, &found);
         self.timing.plate_detect_s += t0.elapsed().as_secs_f64();
         Ok(())
+    }
+
+    /// Before frame `index` is detected (`back` false): follows every track from the frame
+    /// before onto it, so its detections link to where the track moved. After (`back` true):
+    /// follows every track born on it back into the unfinished frames before it.
+    /// `window[..n]` holds those earlier frames, oldest first.
+    fn follow(
+        &mut self,
+        index: u64,
+        cur: &frame::Video,
+        window: &VecDeque<Pending>,
+        n: usize,
+        back: bool,
+    ) {
+        let max = self.opts.follow_frames as u64;
+        if max == 0 || self.opts.edits.as_ref().is_some_and(|e| e.replay.is_some()) {
+            return;
+        }
+        let t0 = Instant::now();
+        let cur_l = luma(cur);
+        // Once per frame (the last frame can be followed from twice).
+        if self.shifts.back().map_or(true, |s| s.0 != index) {
+            use crate::highlights::motion::{AH, AW};
+            let m = self
+                .motion
+                .push(&crate::follow::thumbnail(&cur_l, AW, AH), 0.0);
+            // The first frame, and frames the estimator is unsure of, give no hint.
+            let shift = if m.confidence > 0.02 {
+                (m.dx * self.w as f32, m.dy * self.h as f32)
+            } else {
+                (0.0, 0.0)
+            };
+            self.shifts.push_back((index, shift));
+            while self.shifts.len() > window.len() + 2 {
+                self.shifts.pop_front();
+            }
+        }
+        let shifts = &self.shifts;
+        let shift_at = |i: u64| {
+            shifts
+                .iter()
+                .rev()
+                .find(|s| s.0 == i)
+                .map(|s| s.1)
+                .unwrap_or((0.0, 0.0))
+        };
+        let prev = n
+            .checked_sub(1)
+            .and_then(|i| window.get(i))
+            .filter(|p| p.index + 1 == index);
+        let prev_l = prev.map(|p| luma(&p.frame));
+        for tracker in [&mut self.faces, &mut self.plates] {
+            for t in tracker.tracks_mut() {
+                if back {
+                    if t.first() == index && t.followed.is_empty() {
+                        // Back from the first detection, as far as unfinished frames go.
+                        let mut next_l = cur_l;
+                        let mut b = t.dets[0].1;
+                        for p in window.range(..n).rev() {
+                            if p.index + max < index {
+                                break;
+                            }
+                            let pl = luma(&p.frame);
+                            let (sx, sy) = shift_at(p.index + 1);
+                            match crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) {
+                                Some((nb, _)) => {
+                                    t.followed.insert(p.index, nb);
+                                    b = nb;
+                                    next_l = pl;
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let (Some(pl), true) = (
+                    prev_l.as_ref(),
+                    index <= t.last() + max && t.seen_at(index).is_none(),
+                ) else {
+                    continue;
+                };
+                if let Some(b) = t.seen_at(index - 1) {
+                    if let Some((nb, _)) = crate::follow::follow(pl, &cur_l, &b, shift_at(index)) {
+                        t.followed.insert(index, nb);
+                    }
+                }
+            }
+        }
+        self.timing.follow_s += t0.elapsed().as_secs_f64();
     }
 
     /// Redacts a final frame in place; returns whether anything was redacted.
@@ -1232,8 +1389,10 @@ impl<'o> DetectStage<'o> {
                         a.push_video_frame(&f, t)
                             .map_err(|e| frame_err(index, pts, tb, "highlights", e))?;
                     }
+                    self.follow(index, &f, &window, window.len(), false);
                     self.detect(dets, &f, index)
                         .map_err(|e| frame_err(index, pts, tb, "detect", e))?;
+                    self.follow(index, &f, &window, window.len(), true);
                     window.push_back(Pending {
                         index,
                         pts,
@@ -1269,6 +1428,8 @@ impl<'o> DetectStage<'o> {
             if back.index % self.opts.plate_every as u64 != 0 {
                 self.detect_plates(dets, &back.frame, back.index)
                     .map_err(|e| frame_err(back.index, back.pts, tb, "detect", e))?;
+                // New plate tracks there are followed back into the frames before it.
+                self.follow(back.index, &back.frame, &window, window.len() - 1, true);
             }
         }
         flush(
@@ -1314,6 +1475,16 @@ impl<'o> DetectStage<'o> {
                 .collect(),
             timing: self.timing,
         })
+    }
+}
+
+/// The luma plane of a decoded frame.
+fn luma(f: &frame::Video) -> crate::follow::Luma<'_> {
+    crate::follow::Luma {
+        data: f.data(0),
+        stride: f.stride(0),
+        width: f.width() as usize,
+        height: f.height() as usize,
     }
 }
 

@@ -2,6 +2,8 @@
 //! on every frame between its detections (boxes interpolated), and a few frames before its first
 //! and after its last detection. Frames whose boxes can still change are not final.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::detect::{BBox, Class, Detection};
@@ -61,6 +63,9 @@ pub struct Track {
     pub class: Class,
     /// (frame, box, score), frames strictly increasing.
     pub dets: Vec<(u64, BBox, f32)>,
+    /// Boxes found by following the track's appearance on frames without a detection
+    /// (`crate::follow`), before, between and after its detections.
+    pub followed: BTreeMap<u64, BBox>,
 }
 
 impl Track {
@@ -70,6 +75,20 @@ impl Track {
     pub fn last(&self) -> u64 {
         self.dets[self.dets.len() - 1].0
     }
+    /// The last frame the track has a box for, detected or followed.
+    pub fn last_seen(&self) -> u64 {
+        let followed = self.followed.last_key_value().map(|(f, _)| *f).unwrap_or(0);
+        self.last().max(followed)
+    }
+
+    /// The box on `frame` from a detection or from following, if the track has one there.
+    pub fn seen_at(&self, frame: u64) -> Option<BBox> {
+        match self.dets.binary_search_by_key(&frame, |d| d.0) {
+            Ok(i) => Some(self.dets[i].1),
+            Err(_) => self.followed.get(&frame).copied(),
+        }
+    }
+
     pub fn max_score(&self) -> f32 {
         self.dets.iter().map(|d| d.2).fold(0.0, f32::max)
     }
@@ -137,10 +156,17 @@ impl Tracker {
         // Candidate pairs (track, detection) by match quality, best first.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
-            if t.class != class || t.last() >= frame || frame - t.last() > max_gap + 1 {
+            if t.class != class || t.last() >= frame || frame - t.last_seen() > max_gap + 1 {
                 continue;
             }
-            let tb = t.dets[t.dets.len() - 1].1;
+            // The latest box, followed (up to this frame) or detected, so a moving object
+            // links after a miss and through a fast camera move.
+            let tb = t
+                .followed
+                .range(t.last()..=frame)
+                .next_back()
+                .map(|(_, b)| *b)
+                .unwrap_or(t.dets[t.dets.len() - 1].1);
             for (di, d) in dets.iter().enumerate() {
                 if d.class != class {
                     continue;
@@ -161,6 +187,8 @@ impl Tracker {
             used_t[ti] = true;
             used_d[di] = true;
             let d = dets[di];
+            // The detection replaces where following put the track on this frame.
+            self.tracks[ti].followed.remove(&frame);
             self.tracks[ti].dets.push((frame, d.bbox, d.score));
         }
         for (di, d) in dets.iter().enumerate() {
@@ -169,18 +197,34 @@ impl Tracker {
                     id: self.next_id,
                     class,
                     dets: vec![(frame, d.bbox, d.score)],
+                    followed: BTreeMap::new(),
                 });
                 self.next_id += 1;
             }
         }
     }
 
-    /// Every box to redact on `frame`, with its track id.
+    /// Every box to redact on `frame`, with its track id: the detected or gap-filled box, and
+    /// the followed one where following found the object elsewhere.
     pub fn boxes_at(&self, frame: u64) -> Vec<(u32, Class, BBox)> {
-        self.tracks
-            .iter()
-            .filter_map(|t| t.box_at(frame, &self.cfg).map(|b| (t.id, t.class, b)))
-            .collect()
+        let mut out = Vec::new();
+        for t in &self.tracks {
+            let filled = t.box_at(frame, &self.cfg);
+            if let Some(b) = filled {
+                out.push((t.id, t.class, b));
+            }
+            if let Some(f) = t.followed.get(&frame) {
+                if filled.map_or(true, |b| b.iou(f) < 0.7) {
+                    out.push((t.id, t.class, *f));
+                }
+            }
+        }
+        out
+    }
+
+    /// The live tracks, for following them into other frames.
+    pub fn tracks_mut(&mut self) -> &mut [Track] {
+        &mut self.tracks
     }
 
     /// Removes and returns the tracks that cannot touch `frame` or any later frame.
@@ -188,7 +232,7 @@ impl Tracker {
         let reach = (self.cfg.max_gap + 1).max(self.cfg.extend_after) as u64;
         let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tracks)
             .into_iter()
-            .partition(|t| t.last() + reach < frame);
+            .partition(|t| t.last_seen() + reach < frame);
         self.tracks = live;
         done
     }
@@ -278,6 +322,43 @@ mod tests {
         // Interpolated half-way.
         let b = t.boxes_at(12)[0].2;
         assert!((b.x1 - 104.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn followed_boxes_are_redacted_and_link_later_detections() {
+        let cfg = TrackConfig {
+            max_gap: 3,
+            extend_before: 0,
+            extend_after: 1,
+            min_iou: 0.15,
+        };
+        let mut t = Tracker::new(cfg);
+        t.update(0, Class::Face, &[face(0.0)]);
+        // Following moved the object 30 px per frame, far from its detected box.
+        for f in 1..=6u64 {
+            t.tracks_mut()[0]
+                .followed
+                .insert(f, BBox::from_xywh(30.0 * f as f32, 10.0, 20.0, 20.0));
+        }
+        // Frame 1 has the extension of the detection and the followed box; frame 4 only the
+        // followed box, past the extension.
+        assert_eq!(t.boxes_at(1).len(), 2);
+        let at4 = t.boxes_at(4);
+        assert_eq!(at4.len(), 1);
+        assert_eq!(at4[0].2.x1, 120.0);
+        // A detection on frame 6 where the track was followed to (beyond max_gap of the last
+        // detection, and nowhere near it) joins the same track and replaces the followed box.
+        t.update(6, Class::Face, &[face(182.0)]);
+        assert!(
+            t.retire_before(6).is_empty(),
+            "followed track retired early"
+        );
+        let tracks = t.into_tracks();
+        assert_eq!(tracks.len(), 1);
+        assert_eq!(tracks[0].dets.len(), 2);
+        assert!(!tracks[0].followed.contains_key(&6));
+        assert_eq!(tracks[0].seen_at(6).unwrap().x1, 182.0);
+        assert_eq!(tracks[0].last_seen(), 6);
     }
 
     #[test]

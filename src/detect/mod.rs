@@ -5,6 +5,7 @@
 
 mod boxes;
 mod centerface;
+pub mod rotate;
 mod yolo;
 
 pub use boxes::{nms, BBox, Class, Detection};

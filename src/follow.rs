@@ -1,0 +1,340 @@
+//! Following a tracked box by its appearance from one frame to the next.
+//!
+//! Detectors miss objects for stretches of frames (a plate at a steep angle, a face turning
+//! away, motion blur), and the plate model only runs on sampled frames. Between and after
+//! detections a track is carried by template matching on the luma plane: the patch under the
+//! track's box in the previous frame is looked for around the same place in the current frame,
+//! by zero-mean normalised cross-correlation (ZNCC), coarse to fine on area-averaged copies.
+//! A match below [`MIN_SCORE`], or a patch with too little texture to match reliably, ends the
+//! chain; the track then relies on its detections, gap filling and extensions as before.
+
+use crate::detect::BBox;
+
+/// The larger side of the template, in working pixels (the box is area-averaged down to it).
+const WORK: f32 = 32.0;
+/// The search reaches this many box sizes beyond the box on every side.
+const REACH: f32 = 0.75;
+/// Smallest ZNCC that counts as the same object.
+pub const MIN_SCORE: f32 = 0.6;
+/// Smallest standard deviation (grey levels) of a template worth matching.
+const MIN_STD: f32 = 4.0;
+
+/// A borrowed 8-bit plane.
+#[derive(Clone, Copy)]
+pub struct Luma<'a> {
+    pub data: &'a [u8],
+    pub stride: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// A small grey copy (`w` x `h`, row-major) of a plane, each pixel the mean of a 4x4 grid of
+/// samples in its footprint: input for the global motion estimate.
+pub fn thumbnail(src: &Luma, w: usize, h: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w * h);
+    for v in 0..h {
+        for u in 0..w {
+            let mut acc = 0u32;
+            for j in 0..4 {
+                let y =
+                    ((4 * v + j) * src.height / (4 * h) + src.height / (8 * h)).min(src.height - 1);
+                let row = &src.data[y * src.stride..];
+                for i in 0..4 {
+                    let x = ((4 * u + i) * src.width / (4 * w) + src.width / (8 * w))
+                        .min(src.width - 1);
+                    acc += row[x] as u32;
+                }
+            }
+            out.push((acc / 16) as u8);
+        }
+    }
+    out
+}
+
+/// A float image in working pixels.
+struct Img {
+    w: usize,
+    h: usize,
+    px: Vec<f32>,
+}
+
+/// Area-averages the integer region [x0, x1) x [y0, y1) of `src` into `ow` x `oh` pixels.
+fn resample(src: &Luma, x0: usize, y0: usize, x1: usize, y1: usize, ow: usize, oh: usize) -> Img {
+    let (rw, rh) = (x1 - x0, y1 - y0);
+    // Integral image of the region, (rw + 1) x (rh + 1).
+    let iw = rw + 1;
+    let mut integ = vec![0u64; iw * (rh + 1)];
+    for y in 0..rh {
+        let row = &src.data[(y0 + y) * src.stride + x0..(y0 + y) * src.stride + x1];
+        let mut acc = 0u64;
+        for (x, &v) in row.iter().enumerate() {
+            acc += v as u64;
+            integ[(y + 1) * iw + x + 1] = integ[y * iw + x + 1] + acc;
+        }
+    }
+    let mut px = Vec::with_capacity(ow * oh);
+    for v in 0..oh {
+        let ya = v * rh / oh;
+        let yb = ((v + 1) * rh / oh).max(ya + 1);
+        for u in 0..ow {
+            let xa = u * rw / ow;
+            let xb = ((u + 1) * rw / ow).max(xa + 1);
+            let s = integ[yb * iw + xb] + integ[ya * iw + xa]
+                - integ[ya * iw + xb]
+                - integ[yb * iw + xa];
+            px.push(s as f32 / ((xb - xa) * (yb - ya)) as f32);
+        }
+    }
+    Img { w: ow, h: oh, px }
+}
+
+/// Halves an image (2x2 means; an odd last row or column is dropped).
+fn halve(img: &Img) -> Img {
+    let (w, h) = ((img.w / 2).max(1), (img.h / 2).max(1));
+    let mut px = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let at = |xx: usize, yy: usize| img.px[yy.min(img.h - 1) * img.w + xx.min(img.w - 1)];
+            px.push(
+                0.25 * (at(2 * x, 2 * y)
+                    + at(2 * x + 1, 2 * y)
+                    + at(2 * x, 2 * y + 1)
+                    + at(2 * x + 1, 2 * y + 1)),
+            );
+        }
+    }
+    Img { w, h, px }
+}
+
+/// Zero-mean template values and their norm; None when the template is too flat.
+fn centred(t: &Img) -> Option<(Vec<f32>, f32)> {
+    let n = t.px.len() as f32;
+    let mean = t.px.iter().sum::<f32>() / n;
+    let c: Vec<f32> = t.px.iter().map(|v| v - mean).collect();
+    let ss: f32 = c.iter().map(|v| v * v).sum();
+    if (ss / n).sqrt() < MIN_STD {
+        return None;
+    }
+    Some((c, ss.sqrt()))
+}
+
+/// ZNCC of the centred template at offset (ox, oy) of `s`.
+fn zncc(tc: &[f32], tnorm: f32, tw: usize, th: usize, s: &Img, ox: usize, oy: usize) -> f32 {
+    let n = (tw * th) as f32;
+    let (mut sum, mut sum2, mut dot) = (0.0f32, 0.0f32, 0.0f32);
+    for y in 0..th {
+        let srow = &s.px[(oy + y) * s.w + ox..(oy + y) * s.w + ox + tw];
+        let trow = &tc[y * tw..(y + 1) * tw];
+        for (a, b) in srow.iter().zip(trow) {
+            sum += a;
+            sum2 += a * a;
+            dot += a * b;
+        }
+    }
+    let var = (sum2 - sum * sum / n).max(0.0);
+    if var <= 1e-6 {
+        return 0.0;
+    }
+    dot / (tnorm * var.sqrt())
+}
+
+/// The best offset of `t` in `s` within the given window of offsets.
+fn best_offset(
+    t: &Img,
+    s: &Img,
+    xs: std::ops::RangeInclusive<i64>,
+    ys: std::ops::RangeInclusive<i64>,
+) -> Option<(usize, usize, f32)> {
+    if t.w > s.w || t.h > s.h {
+        return None;
+    }
+    let (tc, tnorm) = centred(t)?;
+    let (mx, my) = ((s.w - t.w) as i64, (s.h - t.h) as i64);
+    let mut best: Option<(usize, usize, f32)> = None;
+    for oy in (*ys.start()).max(0)..=(*ys.end()).min(my) {
+        for ox in (*xs.start()).max(0)..=(*xs.end()).min(mx) {
+            let v = zncc(&tc, tnorm, t.w, t.h, s, ox as usize, oy as usize);
+            if best.map_or(true, |b| v > b.2) {
+                best = Some((ox as usize, oy as usize, v));
+            }
+        }
+    }
+    best
+}
+
+/// Where the content of `b` in `prev` is in `cur`, and the match score; None when it cannot be
+/// followed (too small, too flat, out of the frame, or no match above [`MIN_SCORE`]). `hint` is
+/// the expected shift of the content in pixels (the camera's global motion), searched around.
+pub fn follow(prev: &Luma, cur: &Luma, b: &BBox, hint: (f32, f32)) -> Option<(BBox, f32)> {
+    let (fw, fh) = (prev.width.min(cur.width), prev.height.min(cur.height));
+    if fw < 8 || fh < 8 {
+        return None;
+    }
+    let c = b.clip(fw as f32, fh as f32);
+    // Most of the box must be inside the frame: a box leaving the picture stops here.
+    if !c.is_valid() || c.area() < 0.5 * b.area() || c.width() < 4.0 || c.height() < 4.0 {
+        return None;
+    }
+    let (tx0, ty0) = (c.x1.floor() as usize, c.y1.floor() as usize);
+    let (tx1, ty1) = (
+        (c.x2.ceil() as usize).min(fw),
+        (c.y2.ceil() as usize).min(fh),
+    );
+    let (bw, bh) = ((tx1 - tx0) as f32, (ty1 - ty0) as f32);
+    let s = (WORK / bw.max(bh)).min(1.0);
+    let (tw, th) = (
+        ((bw * s).round() as usize).max(4),
+        ((bh * s).round() as usize).max(4),
+    );
+    // Reach: a share of the box, and at least 1% of the frame for small boxes.
+    let m = (REACH * bw.max(bh)).max(0.01 * fw.max(fh) as f32).ceil() as i64 + 2;
+    let (hx, hy) = (hint.0.round() as i64, hint.1.round() as i64);
+    let clampi = |v: i64, hi: usize| v.clamp(0, hi as i64) as usize;
+    let (sx0, sy0) = (
+        clampi(tx0 as i64 + hx - m, fw),
+        clampi(ty0 as i64 + hy - m, fh),
+    );
+    let (sx1, sy1) = (
+        clampi(tx1 as i64 + hx + m, fw),
+        clampi(ty1 as i64 + hy + m, fh),
+    );
+    if sx1 < sx0 + (tx1 - tx0) || sy1 < sy0 + (ty1 - ty0) {
+        return None;
+    }
+    // The search region at the template's scale.
+    let sw = (((sx1 - sx0) as f32 * tw as f32 / bw).round() as usize).max(tw);
+    let sh = (((sy1 - sy0) as f32 * th as f32 / bh).round() as usize).max(th);
+    let t = resample(prev, tx0, ty0, tx1, ty1, tw, th);
+    let sr = resample(cur, sx0, sy0, sx1, sy1, sw, sh);
+    let (kx, ky) = (
+        sw as f32 / (sx1 - sx0) as f32,
+        sh as f32 / (sy1 - sy0) as f32,
+    );
+    // Coarse: every offset at half resolution; fine: +/- 2 working pixels around it.
+    let (t2, s2) = (halve(&t), halve(&sr));
+    let (cx, cy, _) = if t2.w >= 3 && t2.h >= 3 {
+        best_offset(&t2, &s2, 0..=i64::MAX, 0..=i64::MAX)?
+    } else {
+        let ex = ((tx0 as f32 + hint.0 - sx0 as f32) * kx / 2.0).max(0.0) as usize;
+        let ey = ((ty0 as f32 + hint.1 - sy0 as f32) * ky / 2.0).max(0.0) as usize;
+        (ex, ey, 0.0)
+    };
+    let (fx, fy) = (2 * cx as i64, 2 * cy as i64);
+    let (ox, oy, score) = best_offset(&t, &sr, fx - 2..=fx + 2, fy - 2..=fy + 2)?;
+    if score < MIN_SCORE {
+        return None;
+    }
+    let nx = sx0 as f32 + ox as f32 / kx;
+    let ny = sy0 as f32 + oy as f32 / ky;
+    let moved = BBox::new(
+        nx - (tx0 as f32 - c.x1),
+        ny - (ty0 as f32 - c.y1),
+        nx - (tx0 as f32 - c.x1) + c.width(),
+        ny - (ty0 as f32 - c.y1) + c.height(),
+    );
+    Some((moved, score))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Value noise at (x, y): hashed lattice values, bilinearly interpolated, two octaves.
+    fn noise(x: f32, y: f32) -> f32 {
+        let lattice = |i: i64, j: i64| {
+            let mut h = (i.wrapping_mul(73_856_093) ^ j.wrapping_mul(19_349_663)) as u64;
+            h ^= h >> 13;
+            h = h.wrapping_mul(0x5bd1_e995);
+            h ^= h >> 15;
+            (h & 0xff) as f32
+        };
+        let octave = |x: f32, y: f32| {
+            let (xi, yi) = (x.floor(), y.floor());
+            let (fx, fy) = (x - xi, y - yi);
+            let (i, j) = (xi as i64, yi as i64);
+            let top = lattice(i, j) * (1.0 - fx) + lattice(i + 1, j) * fx;
+            let bot = lattice(i, j + 1) * (1.0 - fx) + lattice(i + 1, j + 1) * fx;
+            top * (1.0 - fy) + bot * fy
+        };
+        0.6 * octave(x / 9.0, y / 9.0) + 0.4 * octave(x / 3.0 + 100.0, y / 3.0)
+    }
+
+    /// Aperiodic smooth texture, its content shifted by (dx, dy).
+    fn texture(w: usize, h: usize, dx: f32, dy: f32) -> Vec<u8> {
+        let mut v = vec![0u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                v[y * w + x] = noise(x as f32 - dx, y as f32 - dy).clamp(0.0, 255.0) as u8;
+            }
+        }
+        v
+    }
+
+    fn luma(v: &[u8], w: usize, h: usize) -> Luma<'_> {
+        Luma {
+            data: v,
+            stride: w,
+            width: w,
+            height: h,
+        }
+    }
+
+    #[test]
+    fn a_shifted_patch_is_found_where_it_moved() {
+        let (w, h) = (400, 300);
+        let a = texture(w, h, 0.0, 0.0);
+        for (dx, dy, bw) in [(7.0, -5.0, 40.0), (-20.0, 12.0, 90.0), (3.0, 2.0, 20.0)] {
+            let b = texture(w, h, dx, dy);
+            let bx = BBox::new(150.0, 120.0, 150.0 + bw, 120.0 + bw * 0.6);
+            let (got, score) =
+                follow(&luma(&a, w, h), &luma(&b, w, h), &bx, (0.0, 0.0)).expect("followed");
+            let tol = (bw / WORK).max(1.0) + 0.5;
+            assert!(
+                (got.x1 - (bx.x1 + dx)).abs() <= tol && (got.y1 - (bx.y1 + dy)).abs() <= tol,
+                "moved by ({dx},{dy}): {got:?} score {score}"
+            );
+            assert!(score > 0.9, "{score}");
+            assert!((got.width() - bx.width()).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn flat_or_changed_content_is_not_followed() {
+        let (w, h) = (200, 200);
+        let flat = vec![120u8; w * h];
+        let b = BBox::new(50.0, 50.0, 90.0, 80.0);
+        assert!(follow(&luma(&flat, w, h), &luma(&flat, w, h), &b, (0.0, 0.0)).is_none());
+        // The content under the box is replaced by unrelated noise in the next frame.
+        let a = texture(w, h, 0.0, 0.0);
+        let mut state = 12345u32;
+        let noise: Vec<u8> = (0..w * h)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            })
+            .collect();
+        assert!(follow(&luma(&a, w, h), &luma(&noise, w, h), &b, (0.0, 0.0)).is_none());
+    }
+
+    #[test]
+    fn a_box_leaving_the_frame_stops() {
+        let (w, h) = (200, 200);
+        let a = texture(w, h, 0.0, 0.0);
+        let b = BBox::new(180.0, 50.0, 240.0, 80.0);
+        assert!(follow(&luma(&a, w, h), &luma(&a, w, h), &b, (0.0, 0.0)).is_none());
+    }
+
+    #[test]
+    fn a_camera_move_beyond_the_reach_is_found_with_the_motion_hint() {
+        let (w, h) = (600, 400);
+        let a = texture(w, h, 0.0, 0.0);
+        // The whole picture moved 70 px down and 40 left: more than the box's reach.
+        let b = texture(w, h, -40.0, 70.0);
+        let bx = BBox::new(300.0, 150.0, 342.0, 181.0);
+        let (got, _) = follow(&luma(&a, w, h), &luma(&b, w, h), &bx, (-36.0, 64.0)).expect("hint");
+        assert!(
+            (got.x1 - 260.0).abs() <= 1.5 && (got.y1 - 220.0).abs() <= 1.5,
+            "{got:?}"
+        );
+    }
+}
