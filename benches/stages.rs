@@ -1,5 +1,5 @@
 //! Criterion benches per stage: preprocessing, inference per model, detection decoding and
-//! NMS, redaction kernels by box size. Throughput is reported in pixels or elements.
+//! NMS, redaction kernels by box size, following a box and turning an image. Throughput is reported in pixels or elements.
 //! Run with `cargo bench --bench stages`; models come from the project cache (`make setup`).
 
 use std::hint::black_box;
@@ -56,6 +56,7 @@ fn inference(c: &mut Criterion) {
             vec![(640usize, 360usize), (1280, 720)],
         ),
         ("platedet", Class::Plate, vec![(640, 360)]),
+        ("fastanpr", Class::Plate, vec![(640, 360)]),
     ] {
         let model = match manifest.get(id).and_then(|m| m.resolve()) {
             Ok(m) => m,
@@ -133,5 +134,66 @@ fn kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, preprocess, inference, decode_nms, kernels);
+/// Following one box from a frame to the next (template matching), by box size, and turning a
+/// detector-size image for the rotated plate pass.
+fn follow_and_turn(c: &mut Criterion) {
+    use veil::follow::{follow, Luma};
+    let (w, h) = (1920usize, 1080usize);
+    // A smooth aperiodic picture (a blurred noise field) and the same moved by (6, -4).
+    let base = noise((w + 16) * (h + 16));
+    let smooth = |dx: usize, dy: usize| -> Vec<u8> {
+        let mut v = vec![0u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0u32;
+                for k in 0..4 {
+                    acc += base[(y + dy + k) * (w + 16) + x + dx] as u32;
+                    acc += base[(y + dy) * (w + 16) + x + dx + k] as u32;
+                }
+                v[y * w + x] = (acc / 8) as u8;
+            }
+        }
+        v
+    };
+    let (a, b) = (smooth(6, 0), smooth(0, 4));
+    let la = Luma {
+        data: &a,
+        stride: w,
+        width: w,
+        height: h,
+    };
+    let lb = Luma {
+        data: &b,
+        stride: w,
+        width: w,
+        height: h,
+    };
+    let mut g = c.benchmark_group("follow_box");
+    for size in [24usize, 96, 384] {
+        let bx = BBox::from_xywh(700.0, 400.0, size as f32, size as f32 * 0.6);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::from_parameter(size), |bn| {
+            bn.iter(|| black_box(follow(&la, &lb, &bx, (-6.0, 4.0)).is_some()))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("turn_rgb");
+    let (tw, th) = (640usize, 480usize);
+    let img = noise(tw * th * 3);
+    let rgb = Rgb::new(tw, th, tw * 3, &img).unwrap();
+    g.throughput(Throughput::Elements((tw * th) as u64));
+    g.bench_function(BenchmarkId::from_parameter("640x480"), |bn| {
+        bn.iter(|| black_box(veil::detect::rotate::rotate_rgb(&rgb, 15.0).len()))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    preprocess,
+    inference,
+    decode_nms,
+    kernels,
+    follow_and_turn
+);
 criterion_main!(benches);

@@ -148,6 +148,9 @@ def main():
                                          "--no-plates", "--hires-width", "0"],
             "veil faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o), "--no-plates"],
             "veil": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o)],
+            # The plate passes without the turned copies (the default before --plate-rotate).
+            "veil no turns": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
+                                        "--plate-rotate", "0"],
             "veil process": lambda o: [str(VEIL), "process", str(clip), "-o", str(o) + ".d"],
             "deface 640": lambda o: [str(deface), str(clip), "-o", str(o), "--scale", f"{sw}x{sh}",
                                      "--backend", "onnxrt", "--keep-audio"],
@@ -180,6 +183,7 @@ def main():
         print(f"ratio veil faces 640 fps / deface 640 fps: {med['deface 640'] / med['veil faces 640']:.2f}x")
         print(f"ratio veil faces fps / deface 640 fps: {med['deface 640'] / med['veil faces']:.2f}x")
         print(f"ratio veil fps / deface 640 fps:       {med['deface 640'] / med['veil']:.2f}x")
+        print(f"ratio veil no turns fps / deface 640 fps: {med['deface 640'] / med['veil no turns']:.2f}x")
         if "deface default" in med:
             print(f"ratio veil fps / deface default fps:   {med['deface default'] / med['veil']:.2f}x")
         print(f"ratio veil time / ffmpeg x264 time:    {med['veil'] / med['ffmpeg x264']:.2f}x")

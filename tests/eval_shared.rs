@@ -46,3 +46,36 @@ fn face_recall_on_shared_subset() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// Plates on the labelled stills: the Polish plates of sas/Cars.jpg and the two plates of
+/// egoblur/aria_plates.png (one at a steep angle, found through the turned plate passes).
+#[test]
+fn plate_recall_on_shared_stills() {
+    let Some(data) = data_root() else {
+        eprintln!("SKIPPED plate_recall_on_shared_stills: no labelled data at ../shared/data (set VEIL_DATA)");
+        return;
+    };
+    let (mut hit, mut total) = (0, 0);
+    for only in ["sas/Cars.jpg", "egoblur/aria_plates.png"] {
+        let out = tempdir();
+        let mut cmd = veil();
+        cmd.args(["eval", "--json", "--only", only])
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(out.path());
+        let o = run(&mut cmd);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let media = v["media"].as_array().unwrap();
+        assert_eq!(media.len(), 1, "expected {only}, got {media:?}");
+        hit += media[0]["plates_redacted"].as_u64().unwrap();
+        total += media[0]["plates"].as_u64().unwrap();
+    }
+    eprintln!("shared stills plate recall: {hit}/{total}");
+    assert_eq!(total, 4);
+    assert_eq!(
+        hit, total,
+        "a labelled plate on the stills was left visible"
+    );
+}
