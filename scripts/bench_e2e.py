@@ -30,13 +30,17 @@ def log(*a):
 
 
 def ensure_deface():
+    """deface in its venv, (re)installed whenever the pinned requirements change."""
     deface = VENV / "bin" / "deface"
-    if deface.exists():
+    reqs = ROOT / "scripts" / "bench-requirements.txt"
+    stamp = VENV / ".requirements"
+    if deface.exists() and stamp.exists() and stamp.read_bytes() == reqs.read_bytes():
         return deface
-    log("bench: installing deface 1.5.0 (pinned) into", VENV)
+    log("bench: installing deface 1.5.0 and its pinned requirements into", VENV)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "--no-deps", "-r",
-                    str(ROOT / "scripts" / "bench-requirements.txt")], check=True)
+                    str(reqs)], check=True)
+    stamp.write_bytes(reqs.read_bytes())
     return deface
 
 
