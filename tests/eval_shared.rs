@@ -14,22 +14,27 @@ fn data_root() -> Option<PathBuf> {
     p.join("labels").is_dir().then_some(p)
 }
 
+/// `veil eval --json` on the media whose path contains `only`; the report and the output.
+fn eval_json(data: &std::path::Path, only: &str) -> (serde_json::Value, std::process::Output) {
+    let out = tempdir();
+    let mut cmd = veil();
+    cmd.args(["eval", "--json", "--only", only])
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out.path());
+    let o = run(&mut cmd);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (serde_json::from_slice(&o.stdout).unwrap(), o)
+}
+
 #[test]
 fn face_recall_on_shared_subset() {
     let Some(data) = data_root() else {
         eprintln!("SKIPPED face_recall_on_shared_subset: no labelled data at ../shared/data (set VEIL_DATA)");
         return;
     };
-    let out = tempdir();
-    let mut cmd = veil();
-    cmd.args(["eval", "--json", "--only", "sas/"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(out.path());
-    let o = run(&mut cmd);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (v, o) = eval_json(&data, "sas/");
     let media = v["media"].as_array().unwrap();
     assert!(media.len() >= 3, "expected the sas/ media, got {media:?}");
     let (mut hit, mut total) = (0, 0);
@@ -57,16 +62,7 @@ fn plate_recall_on_shared_stills() {
     };
     let (mut hit, mut total) = (0, 0);
     for only in ["sas/Cars.jpg", "egoblur/aria_plates.png"] {
-        let out = tempdir();
-        let mut cmd = veil();
-        cmd.args(["eval", "--json", "--only", only])
-            .arg("--data")
-            .arg(&data)
-            .arg("--out")
-            .arg(out.path());
-        let o = run(&mut cmd);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let (v, _) = eval_json(&data, only);
         let media = v["media"].as_array().unwrap();
         assert_eq!(media.len(), 1, "expected {only}, got {media:?}");
         hit += media[0]["plates_redacted"].as_u64().unwrap();
