@@ -561,8 +561,9 @@ pub fn redact_video(
     let has_audio = !copied.is_empty();
     let tap_stream = tap.as_ref().and_then(|t| t.audio_stream());
 
-    let (dec_tx, dec_rx) = sync_channel::<Result<DecMsg>>(8);
-    let (enc_tx, enc_rx) = sync_channel::<EncMsg>(8);
+    let queue = queue_len(w as usize, h as usize);
+    let (dec_tx, dec_rx) = sync_channel::<Result<DecMsg>>(queue);
+    let (enc_tx, enc_rx) = sync_channel::<EncMsg>(queue);
     let allow_damaged = opts.allow_damaged;
     let decode_thread = std::thread::Builder::new()
         .name("veil-decode".into())
@@ -1478,6 +1479,14 @@ impl<'o> DetectStage<'o> {
     }
 }
 
+/// Frames each inter-thread queue holds: 8, fewer for large frames, so the two queues stay
+/// under about 64 MiB (a 4K frame is 12 MiB in 4:2:0; detection, not the queues, sets the pace).
+pub fn queue_len(w: usize, h: usize) -> usize {
+    const BUDGET: usize = 32 << 20;
+    let frame = (w * h * 3 / 2).max(1);
+    (BUDGET / frame).clamp(2, 8)
+}
+
 /// The luma plane of a decoded frame.
 fn luma(f: &frame::Video) -> crate::follow::Luma<'_> {
     crate::follow::Luma {
@@ -1589,6 +1598,15 @@ mod tests {
         assert_eq!(upright_turns(90), 3);
         assert_eq!(upright_turns(180), 2);
         assert_eq!(upright_turns(0), 0);
+    }
+
+    #[test]
+    fn queues_shrink_for_large_frames() {
+        assert_eq!(queue_len(1280, 720), 8);
+        assert_eq!(queue_len(1920, 1080), 8);
+        assert_eq!(queue_len(2560, 1920), 4);
+        assert_eq!(queue_len(3840, 2160), 2);
+        assert_eq!(queue_len(16384, 16384), 2);
     }
 
     #[test]
