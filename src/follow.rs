@@ -181,7 +181,8 @@ pub fn follow(prev: &Luma, cur: &Luma, b: &BBox, hint: (f32, f32)) -> Option<(BB
         (c.y2.ceil() as usize).min(fh),
     );
     let (bw, bh) = ((tx1 - tx0) as f32, (ty1 - ty0) as f32);
-    let s = (WORK / bw.max(bh)).min(1.0);
+    // Long side to WORK pixels, but the short side kept at 8 or more (thin plates).
+    let s = (WORK / bw.max(bh)).max(8.0 / bw.min(bh)).min(1.0);
     let (tw, th) = (
         ((bw * s).round() as usize).max(4),
         ((bh * s).round() as usize).max(4),
@@ -226,12 +227,8 @@ pub fn follow(prev: &Luma, cur: &Luma, b: &BBox, hint: (f32, f32)) -> Option<(BB
     }
     let nx = sx0 as f32 + ox as f32 / kx;
     let ny = sy0 as f32 + oy as f32 / ky;
-    let moved = BBox::new(
-        nx - (tx0 as f32 - c.x1),
-        ny - (ty0 as f32 - c.y1),
-        nx - (tx0 as f32 - c.x1) + c.width(),
-        ny - (ty0 as f32 - c.y1) + c.height(),
-    );
+    // The whole box moves with its matched part (a box partly outside the frame keeps its size).
+    let moved = b.map(1.0, 1.0, nx - tx0 as f32, ny - ty0 as f32);
     Some((moved, score))
 }
 

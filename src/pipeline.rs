@@ -1083,8 +1083,9 @@ impl<'o> DetectStage<'o> {
                     found.push(d);
                 }
             }
-            found = nms(found, crate::detect::YOLO_NMS_IOU);
         }
+        // One box per plate across the whole frame, the tiles and the turned views.
+        let found = nms(found, crate::detect::YOLO_NMS_IOU);
         self.plates.update(index, Class::Plate, &found);
         self.timing.plate_detect_s += t0.elapsed().as_secs_f64();
         Ok(())

@@ -112,10 +112,22 @@ impl Track {
             return Some(ba);
         }
         let (fb, bb, _) = self.dets[i];
+        // Interpolate between the nearest known boxes, followed ones included: after a link
+        // made through following, the detections alone can be far apart and far off the path.
+        let (fa, ba) = self
+            .followed
+            .range(fa + 1..frame)
+            .next_back()
+            .map(|(f, b)| (*f, *b))
+            .unwrap_or((fa, ba));
+        let (fb, bb) = self
+            .followed
+            .range(frame + 1..fb)
+            .next()
+            .map(|(f, b)| (*f, *b))
+            .unwrap_or((fb, bb));
         let t = (frame - fa) as f32 / (fb - fa) as f32;
-        // Cover both ends' extent as well as the interpolation, so a fast move stays covered.
-        let mid = ba.lerp(&bb, t);
-        Some(mid)
+        Some(ba.lerp(&bb, t))
     }
 }
 
@@ -156,7 +168,10 @@ impl Tracker {
         // Candidate pairs (track, detection) by match quality, best first.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
-            if t.class != class || t.last() >= frame || frame - t.last_seen() > max_gap + 1 {
+            if t.class != class
+                || t.last() >= frame
+                || frame.saturating_sub(t.last_seen()) > max_gap + 1
+            {
                 continue;
             }
             // The latest box, followed (up to this frame) or detected, so a moving object
@@ -187,9 +202,16 @@ impl Tracker {
             used_t[ti] = true;
             used_d[di] = true;
             let d = dets[di];
-            // The detection replaces where following put the track on this frame.
-            self.tracks[ti].followed.remove(&frame);
-            self.tracks[ti].dets.push((frame, d.bbox, d.score));
+            // The detection replaces where following put the track on this frame when the two
+            // agree; otherwise both stay (the detection may be partial).
+            let t = &mut self.tracks[ti];
+            if t.followed
+                .get(&frame)
+                .is_some_and(|f| f.iou(&d.bbox) >= 0.5)
+            {
+                t.followed.remove(&frame);
+            }
+            t.dets.push((frame, d.bbox, d.score));
         }
         for (di, d) in dets.iter().enumerate() {
             if !used_d[di] && d.class == class {
@@ -214,7 +236,8 @@ impl Tracker {
                 out.push((t.id, t.class, b));
             }
             if let Some(f) = t.followed.get(&frame) {
-                if filled.map_or(true, |b| b.iou(f) < 0.7) {
+                // Left out only when the other box already covers it.
+                if filled.map_or(true, |b| b.intersection(f) < 0.95 * f.area()) {
                     out.push((t.id, t.class, *f));
                 }
             }
@@ -359,6 +382,11 @@ mod tests {
         assert!(!tracks[0].followed.contains_key(&6));
         assert_eq!(tracks[0].seen_at(6).unwrap().x1, 182.0);
         assert_eq!(tracks[0].last_seen(), 6);
+        // Between the detections the gap-filled box runs from the last followed box (frame 4,
+        // x 120 when frame 5 is left out) to the detection, not from the far-off first one.
+        let mut t0 = tracks[0].clone();
+        t0.followed.remove(&5);
+        assert_eq!(t0.box_at(5, &cfg).unwrap().x1, 151.0);
     }
 
     #[test]
