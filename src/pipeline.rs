@@ -1091,26 +1091,31 @@ impl<'o> DetectStage<'o> {
         Ok(())
     }
 
-    /// Before frame `index` is detected (`back` false): follows every track from the frame
-    /// before onto it, so its detections link to where the track moved. After (`back` true):
-    /// follows every track born on it back into the unfinished frames before it.
-    /// `window[..n]` holds those earlier frames, oldest first.
-    fn follow(
-        &mut self,
-        index: u64,
-        cur: &frame::Video,
-        window: &VecDeque<Pending>,
-        n: usize,
-        back: bool,
-    ) {
-        let max = self.opts.follow_frames as u64;
-        if max == 0 || self.opts.edits.as_ref().is_some_and(|e| e.replay.is_some()) {
+    /// Whether tracks are followed at all (not on a re-render that replays the audit's boxes).
+    fn following(&self) -> bool {
+        self.opts.follow_frames > 0 && !self.opts.edits.as_ref().is_some_and(|e| e.replay.is_some())
+    }
+
+    /// The camera's shift onto frame `i` (from the frame before), in pixels; none if unknown.
+    fn shift_at(&self, i: u64) -> (f32, f32) {
+        self.shifts
+            .iter()
+            .rev()
+            .find(|s| s.0 == i)
+            .map(|s| s.1)
+            .unwrap_or((0.0, 0.0))
+    }
+
+    /// Before frame `index` is detected: measures the camera's motion onto it and follows
+    /// every track from the frame before (the back of `window`) onto it, so its detections
+    /// link to where the track moved.
+    fn follow_forward(&mut self, index: u64, cur: &frame::Video, window: &VecDeque<Pending>) {
+        if !self.following() {
             return;
         }
         let t0 = Instant::now();
         let cur_l = luma(cur);
-        // Once per frame (the last frame can be followed from twice).
-        if self.shifts.back().map_or(true, |s| s.0 != index) {
+        {
             use crate::highlights::motion::{AH, AW};
             let m = self
                 .motion
@@ -1126,55 +1131,64 @@ impl<'o> DetectStage<'o> {
                 self.shifts.pop_front();
             }
         }
-        let shifts = &self.shifts;
-        let shift_at = |i: u64| {
-            shifts
-                .iter()
-                .rev()
-                .find(|s| s.0 == i)
-                .map(|s| s.1)
-                .unwrap_or((0.0, 0.0))
+        let Some(prev) = window.back().filter(|p| p.index + 1 == index) else {
+            self.timing.follow_s += t0.elapsed().as_secs_f64();
+            return;
         };
-        let prev = n
-            .checked_sub(1)
-            .and_then(|i| window.get(i))
-            .filter(|p| p.index + 1 == index);
-        let prev_l = prev.map(|p| luma(&p.frame));
+        let prev_l = luma(&prev.frame);
+        let hint = self.shift_at(index);
+        let max = self.opts.follow_frames as u64;
         for tracker in [&mut self.faces, &mut self.plates] {
             for t in tracker.tracks_mut() {
-                if back {
-                    if t.first() == index && t.followed.is_empty() {
-                        // Back from the first detection, as far as unfinished frames go.
-                        let mut next_l = cur_l;
-                        let mut b = t.dets[0].1;
-                        for p in window.range(..n).rev() {
-                            if p.index + max < index {
-                                break;
-                            }
-                            let pl = luma(&p.frame);
-                            let (sx, sy) = shift_at(p.index + 1);
-                            match crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) {
-                                Some((nb, _)) => {
-                                    t.followed.insert(p.index, nb);
-                                    b = nb;
-                                    next_l = pl;
-                                }
-                                None => break,
-                            }
-                        }
-                    }
+                if index > t.last() + max || t.seen_at(index).is_some() {
                     continue;
                 }
-                let (Some(pl), true) = (
-                    prev_l.as_ref(),
-                    index <= t.last() + max && t.seen_at(index).is_none(),
-                ) else {
-                    continue;
-                };
                 if let Some(b) = t.seen_at(index - 1) {
-                    if let Some((nb, _)) = crate::follow::follow(pl, &cur_l, &b, shift_at(index)) {
+                    if let Some((nb, _)) = crate::follow::follow(&prev_l, &cur_l, &b, hint) {
                         t.followed.insert(index, nb);
                     }
+                }
+            }
+        }
+        self.timing.follow_s += t0.elapsed().as_secs_f64();
+    }
+
+    /// After frame `index` is detected: follows every track born on it back into the
+    /// unfinished frames before it, `window[..n]` (oldest first).
+    fn follow_back(
+        &mut self,
+        index: u64,
+        cur: &frame::Video,
+        window: &VecDeque<Pending>,
+        n: usize,
+    ) {
+        if !self.following() {
+            return;
+        }
+        let t0 = Instant::now();
+        let max = self.opts.follow_frames as u64;
+        let shifts: Vec<(f32, f32)> = window
+            .range(..n)
+            .map(|p| self.shift_at(p.index + 1))
+            .collect();
+        for tracker in [&mut self.faces, &mut self.plates] {
+            for t in tracker.tracks_mut() {
+                if t.first() != index || !t.followed.is_empty() {
+                    continue;
+                }
+                let mut next_l = luma(cur);
+                let mut b = t.dets[0].1;
+                for (p, (sx, sy)) in window.range(..n).zip(&shifts).rev() {
+                    if p.index + max < index {
+                        break;
+                    }
+                    let pl = luma(&p.frame);
+                    let Some((nb, _)) = crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) else {
+                        break;
+                    };
+                    t.followed.insert(p.index, nb);
+                    b = nb;
+                    next_l = pl;
                 }
             }
         }
@@ -1391,10 +1405,10 @@ impl<'o> DetectStage<'o> {
                         a.push_video_frame(&f, t)
                             .map_err(|e| frame_err(index, pts, tb, "highlights", e))?;
                     }
-                    self.follow(index, &f, &window, window.len(), false);
+                    self.follow_forward(index, &f, &window);
                     self.detect(dets, &f, index)
                         .map_err(|e| frame_err(index, pts, tb, "detect", e))?;
-                    self.follow(index, &f, &window, window.len(), true);
+                    self.follow_back(index, &f, &window, window.len());
                     window.push_back(Pending {
                         index,
                         pts,
@@ -1431,7 +1445,7 @@ impl<'o> DetectStage<'o> {
                 self.detect_plates(dets, &back.frame, back.index)
                     .map_err(|e| frame_err(back.index, back.pts, tb, "detect", e))?;
                 // New plate tracks there are followed back into the frames before it.
-                self.follow(back.index, &back.frame, &window, window.len() - 1, true);
+                self.follow_back(back.index, &back.frame, &window, window.len() - 1);
             }
         }
         flush(
