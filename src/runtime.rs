@@ -71,6 +71,46 @@ pub fn execution_provider() -> &'static str {
     }
 }
 
+static LOW_MEMORY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Frames of at least this many pixels (3840x2160 less 10%) switch on [`set_low_memory`].
+pub const LOW_MEMORY_PIXELS: usize = 3840 * 2160 * 9 / 10;
+
+/// Low-memory mode, for 4K and larger frames (process-wide; once on, it stays on):
+/// - glibc's malloc serves blocks of 1 MiB and more with their own mappings, returned to the
+///   system when freed, instead of letting its dynamic threshold grow to 32 MiB and keeping
+///   freed frame-sized blocks in fragmented per-thread heaps;
+/// - each model run ends by shrinking ONNX Runtime's CPU arena back to its first chunk
+///   (`memory.enable_memory_arena_shrinkage`), instead of keeping the largest extension
+///   (167 MiB for the 1280-px face pass on a 4K frame).
+///
+/// Measured on a 4K clip (`scripts/bench_e2e.py --memory`): peak RSS from about 1.36 GiB to
+/// under 1 GiB, for about 15% more time; so it is not used below 4K.
+pub fn set_low_memory(on: bool) {
+    if on && !LOW_MEMORY.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: mallopt only changes allocator parameters; M_MMAP_THRESHOLD takes a size.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+        tracing::debug!("low-memory mode on");
+    }
+}
+
+pub fn low_memory() -> bool {
+    LOW_MEMORY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Run options for one model run: `None` normally; in low-memory mode, shrink the CPU arena.
+pub fn run_options() -> ort::Result<Option<ort::session::RunOptions>> {
+    if !low_memory() {
+        return Ok(None);
+    }
+    let mut ro = ort::session::RunOptions::new()?;
+    ro.set("memory.enable_memory_arena_shrinkage", "cpu:0")?;
+    Ok(Some(ro))
+}
+
 /// Opens a session with full graph optimisation and `threads` intra-op threads, on the device
 /// chosen with [`set_device`]: with `auto`, a CUDA failure falls back to the CPU (logged once);
 /// with `cuda`, it is an error.
@@ -103,6 +143,11 @@ fn open_with(model_id: &str, path: &Path, threads: usize, cuda: bool) -> Result<
         .map_err(err)?
         // Spinning workers would steal the cores that decode and encode run on.
         .with_config_entry("session.intra_op.allow_spinning", "0")
+        .map_err(err)?
+        // Memory patterns pre-plan one block per input shape; the arena serves the tensors as
+        // fast without them, and veil runs each model at several shapes (measured: no change in
+        // speed, about 50 MiB less at 4K).
+        .with_memory_pattern(false)
         .map_err(err)?;
     if cuda {
         #[cfg(feature = "cuda")]

@@ -636,6 +636,11 @@ impl Output {
                 if cfg.threads > 0 {
                     opts.set("threads", &cfg.threads.to_string());
                 }
+                if crate::runtime::low_memory() && cfg.codec == "libx264" {
+                    // x264 holds rc-lookahead frames plus their analysis (veryfast: 10); at 4K
+                    // each costs about 25 MiB. 3 still feeds macroblock-tree rate control.
+                    opts.set("rc-lookahead", "3");
+                }
                 let e = make(sw_codec)?
                     .open_with(opts)
                     .map_err(ferr("open video encoder"))?;
@@ -1021,54 +1026,60 @@ impl Output {
 }
 
 /// Converts frames to packed RGB24 at a given size, for the detectors.
+#[derive(Default)]
 pub struct RgbScaler {
-    ctx: Option<(
-        ffmpeg::software::scaling::Context,
-        Pixel,
-        u32,
-        u32,
-        u32,
-        u32,
-    )>,
+    /// One scaler and output frame per (source format and size, target size), most recent
+    /// last: detection asks for a few sizes per frame (face pass, small-face pass, plate
+    /// view, full frame for tiles), and rebuilding the scaler and its output frame at each
+    /// switch cost time and, at 4K, a 24 MiB allocation each time.
+    cache: Vec<ScalerEntry>,
+}
+
+struct ScalerEntry {
+    key: (Pixel, u32, u32, u32, u32),
+    ctx: ffmpeg::software::scaling::Context,
     out: frame::Video,
 }
 
-impl Default for RgbScaler {
-    fn default() -> Self {
-        RgbScaler {
-            ctx: None,
-            out: frame::Video::empty(),
-        }
-    }
-}
+/// Scalers kept by [`RgbScaler`]; detection uses at most four sizes.
+const SCALER_CACHE: usize = 4;
 
 impl RgbScaler {
     /// Scales `src` to `w`x`h` RGB24; returns the buffer and its stride.
     pub fn run(&mut self, src: &frame::Video, w: u32, h: u32) -> Result<(&[u8], usize)> {
         let key = (src.format(), src.width(), src.height(), w, h);
-        let stale = match &self.ctx {
-            Some((_, f, sw, sh, dw, dh)) => (*f, *sw, *sh, *dw, *dh) != key,
-            None => true,
-        };
-        if stale {
-            let ctx = ffmpeg::software::scaling::Context::get(
-                key.0,
-                key.1,
-                key.2,
-                Pixel::RGB24,
-                w,
-                h,
-                ffmpeg::software::scaling::Flags::BILINEAR,
-            )
-            .map_err(|e| VeilError::ffmpeg("create scaler", e))?;
-            self.ctx = Some((ctx, key.0, key.1, key.2, w, h));
-            self.out = frame::Video::new(Pixel::RGB24, w, h);
+        match self.cache.iter().position(|e| e.key == key) {
+            Some(i) => {
+                let e = self.cache.remove(i);
+                self.cache.push(e);
+            }
+            None => {
+                let ctx = ffmpeg::software::scaling::Context::get(
+                    key.0,
+                    key.1,
+                    key.2,
+                    Pixel::RGB24,
+                    w,
+                    h,
+                    ffmpeg::software::scaling::Flags::BILINEAR,
+                )
+                .map_err(|e| VeilError::ffmpeg("create scaler", e))?;
+                if self.cache.len() >= SCALER_CACHE {
+                    self.cache.remove(0);
+                }
+                self.cache.push(ScalerEntry {
+                    key,
+                    ctx,
+                    out: frame::Video::new(Pixel::RGB24, w, h),
+                });
+            }
         }
-        let (ctx, ..) = self.ctx.as_mut().expect("scaler set above");
-        ctx.run(src, &mut self.out)
+        let e = self.cache.last_mut().expect("entry pushed above");
+        e.ctx
+            .run(src, &mut e.out)
             .map_err(|e| VeilError::ffmpeg("scale frame", e))?;
-        let stride = self.out.stride(0);
-        Ok((self.out.data(0), stride))
+        let stride = e.out.stride(0);
+        Ok((e.out.data(0), stride))
     }
 }
 

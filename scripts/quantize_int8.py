@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Make int8 variants of veil's detection models (static QDQ quantization).
+
+On this project's 2-core x86 machines (AVX-512 VNNI), ONNX Runtime runs an
+int8 QDQ model several times faster than the float one: platedet goes from
+about 200 ms to about 55 ms a 640x640 run, CenterFace at 640x384 from about
+18 ms to about 10 ms (see models/README.md for the measurements and the
+recall that was checked).
+
+Kinds:
+  yolov8-seg   platedet (Ultralytics YOLOv8s-seg, f16). First made a plain
+               float32 detector: f16 weights and casts become f32, and the
+               32 mask coefficients are dropped from output0 (so the mask
+               branch and the prototype output1 disappear from the graph);
+               output0 is [1, 5, 8400] = cx, cy, w, h, plate score. The
+               box/score decoding of the head (model.22 outside its cv2/cv3/cv4
+               convolution branches) stays in float: quantizing the Concat that
+               joins pixel coordinates (0..640) and scores (0..1) to one scale
+               would round every score to 0.
+  centerface   CenterFace with a dynamic input (after convert_centerface.py),
+               opset raised from 9 to 13 (QDQ needs per-axis DequantizeLinear).
+
+The activation ranges are NOT measured during set-up: they come from a JSON
+file committed under models/calib/, written once by the `calibrate`
+command from frames of the repository's own fixtures (fixtures/*.mp4, made
+from Debian packages by scripts/make-fixtures.sh). Quantizing with fixed
+ranges involves no inference, only numpy arithmetic, so the output is the
+same bytes on every machine and can be pinned by sha256 in models/models.toml.
+
+Needs numpy, onnx and onnxruntime (pinned wheels from PyPI, unpacked by
+scripts/fetch_assets.py into <cache>/pytools and put on PYTHONPATH).
+
+Usage:
+  quantize_int8.py convert   --kind K --ranges R.json IN OUT
+  quantize_int8.py calibrate --kind K --ranges R.json IN [--every N] VIDEO...
+      (IN is the float model as installed, e.g. .cache/models/platedet.onnx)
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+KINDS = ("yolov8-seg", "centerface")
+CALIB_METHOD = "MinMax"
+
+
+class QuantError(Exception):
+    pass
+
+
+def _libs():
+    try:
+        import numpy as np
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as e:
+        raise QuantError("numpy and onnx are needed (%s); run scripts/setup.sh" % e)
+    return np, onnx, numpy_helper
+
+
+def prepare(kind, model_bytes):
+    """The float32 model that is quantized (and that the ranges refer to)."""
+    np, onnx, numpy_helper = _libs()
+    from onnx import TensorProto, version_converter
+
+    m = onnx.load_from_string(model_bytes)
+    g = m.graph
+    if kind == "centerface":
+        if [i.name for i in g.input] != ["input.1"]:
+            raise QuantError("not the converted CenterFace model (inputs %s)"
+                             % [i.name for i in g.input])
+        m = version_converter.convert_version(m, 13)
+    elif kind == "yolov8-seg":
+        for i, t in enumerate(g.initializer):
+            if t.data_type == TensorProto.FLOAT16:
+                a = numpy_helper.to_array(t).astype(np.float32)
+                g.initializer[i].CopyFrom(numpy_helper.from_array(a, t.name))
+        for n in g.node:
+            for a in n.attribute:
+                if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT16:
+                    a.i = TensorProto.FLOAT
+                if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT16:
+                    arr = numpy_helper.to_array(a.t).astype(np.float32)
+                    a.t.CopyFrom(numpy_helper.from_array(arr, a.t.name))
+        for v in list(g.input) + list(g.output):
+            if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
+                v.type.tensor_type.elem_type = TensorProto.FLOAT
+        last = [n for n in g.node if "output0" in n.output]
+        if len(last) != 1 or last[0].op_type != "Concat" or len(last[0].input) != 3:
+            raise QuantError("output0 is not the Concat(boxes, scores, masks) of a YOLOv8-seg head")
+        del last[0].input[2]
+        out0 = [o for o in g.output if o.name == "output0"][0]
+        out0.type.tensor_type.shape.dim[1].dim_value = 5
+        del g.output[:]
+        g.output.extend([out0])
+        need, nodes = {"output0"}, []
+        for n in reversed(list(g.node)):
+            if any(o in need for o in n.output):
+                nodes.append(n)
+                need.update(n.input)
+        nodes.reverse()
+        del g.node[:]
+        g.node.extend(nodes)
+        inits = [t for t in g.initializer if t.name in need]
+        del g.initializer[:]
+        g.initializer.extend(inits)
+        del g.value_info[:]
+    else:
+        raise QuantError("unknown kind %r" % kind)
+    onnx.checker.check_model(m)
+    return m
+
+
+def excluded_nodes(kind, model):
+    """Nodes kept in float (see the module docstring)."""
+    if kind == "yolov8-seg":
+        names = [n.name for n in model.graph.node
+                 if n.name.startswith("/model.22/") and not n.name.startswith("/model.22/cv")]
+        if not names:
+            raise QuantError("no /model.22/ head nodes found; not an Ultralytics YOLOv8 export")
+        return names
+    return []
+
+
+def input_name(kind):
+    return {"yolov8-seg": "images", "centerface": "input.1"}[kind]
+
+
+def quantize(kind, model_bytes, ranges_path):
+    """int8 QDQ model bytes, from the float model and the committed ranges."""
+    _libs()
+    try:
+        from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                              quantize_static)
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as e:
+        raise QuantError("onnxruntime's quantization tools are needed (%s)" % e)
+    import onnx
+
+    if not os.path.isfile(ranges_path):
+        raise QuantError("calibration ranges %s not found" % ranges_path)
+    model = prepare(kind, model_bytes)
+    with tempfile.TemporaryDirectory(prefix="veil-quant.") as tmp:
+        f32 = os.path.join(tmp, "f32.onnx")
+        pre = os.path.join(tmp, "pre.onnx")
+        out = os.path.join(tmp, "int8.onnx")
+        onnx.save(model, f32)
+        # Shape inference only: no ONNX Runtime graph rewrite, so nothing here depends on
+        # the CPU's floating-point kernels.
+        quant_pre_process(f32, pre, skip_optimization=True, skip_symbolic_shape=True)
+        quantize_static(
+            pre, out, None,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=excluded_nodes(kind, model),
+            calibration_cache_path=ranges_path,
+        )
+        q = onnx.load(out)
+        # Drop the tool's bookkeeping (it names temporary paths) so the bytes are stable.
+        keep = [p for p in q.metadata_props if not p.key.startswith("onnx.")]
+        del q.metadata_props[:]
+        q.metadata_props.extend(keep)
+        return q.SerializeToString()
+
+
+def calibration_frames(kind, videos, every):
+    """Float NCHW frames as veil feeds them to the model, decoded by the ffmpeg CLI."""
+    np, _, _ = _libs()
+    if kind == "yolov8-seg":
+        sizes = [(640, 640)]
+    else:
+        sizes = [(640, None), (1280, None)]
+    frames = []
+    for v in videos:
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+             "stream=width,height", "-of", "csv=p=0", v],
+            check=True, capture_output=True, text=True).stdout.strip().split(",")
+        vw, vh = int(probe[0]), int(probe[1])
+        for (w, h) in sizes:
+            if h is None:
+                if w > vw:
+                    continue
+                sh = round(vh * w / vw)
+                h = -(-sh // 32) * 32
+                vf = "scale=%d:%d,pad=%d:%d:0:0" % (w, sh, w, h)
+            else:
+                vf = ("scale=%d:%d:force_original_aspect_ratio=decrease,"
+                      "pad=%d:%d:(ow-iw)/2:(oh-ih)/2:color=0x727272" % (w, h, w, h))
+            vf = "select='not(mod(n\\,%d))',%s" % (every, vf)
+            raw = subprocess.run(
+                ["ffmpeg", "-v", "error", "-i", v, "-vf", vf, "-fps_mode", "passthrough",
+                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                check=True, capture_output=True).stdout
+            n = len(raw) // (w * h * 3)
+            a = np.frombuffer(raw[: n * w * h * 3], np.uint8).reshape(n, h, w, 3)
+            for f in a:
+                x = f.transpose(2, 0, 1)[None].astype(np.float32)
+                frames.append(x / 255.0 if kind == "yolov8-seg" else x)
+    if not frames:
+        raise QuantError("no calibration frames decoded")
+    return frames
+
+
+def calibrate(kind, model_bytes, ranges_path, videos, every):
+    _libs()
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    frames = calibration_frames(kind, videos, every)
+    model = prepare(kind, model_bytes)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(frames)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {input_name(kind): x}
+
+    with tempfile.TemporaryDirectory(prefix="veil-calib.") as tmp:
+        f32 = os.path.join(tmp, "f32.onnx")
+        onnx.save(model, f32)
+        cal = create_calibrator(f32, augmented_model_path=os.path.join(tmp, "aug.onnx"),
+                                calibrate_method=CalibrationMethod.MinMax)
+        cal.collect_data(Reader())
+        save_tensors_data(cal.compute_data(), ranges_path)
+    print("calibrate: %d frames from %s -> %s" % (len(frames), ", ".join(videos), ranges_path))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("command", choices=("convert", "calibrate"))
+    ap.add_argument("--kind", required=True, choices=KINDS)
+    ap.add_argument("--ranges", required=True)
+    ap.add_argument("--every", type=int, default=20, help="calibrate: every Nth frame")
+    ap.add_argument("input")
+    ap.add_argument("rest", nargs="+", help="convert: OUT; calibrate: VIDEO...")
+    a = ap.parse_args(argv)
+    try:
+        with open(a.input, "rb") as f:
+            data = f.read()
+        if a.command == "convert":
+            if len(a.rest) != 1:
+                ap.error("convert takes IN OUT")
+            out = quantize(a.kind, data, a.ranges)
+            d = os.path.dirname(os.path.abspath(a.rest[0]))
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".quant-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(out)
+            os.replace(tmp, a.rest[0])
+        else:
+            calibrate(a.kind, data, a.ranges, a.rest, a.every)
+    except (QuantError, OSError, subprocess.CalledProcessError) as e:
+        print("quantize_int8: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
