@@ -84,8 +84,10 @@ pub const LOW_MEMORY_PIXELS: usize = 3840 * 2160 * 9 / 10;
 ///   (`memory.enable_memory_arena_shrinkage`), instead of keeping the largest extension
 ///   (167 MiB for the 1280-px face pass on a 4K frame).
 ///
-/// Measured on a 4K clip (`scripts/bench_e2e.py --memory`): peak RSS from about 1.36 GiB to
-/// under 1 GiB, for about 15% more time; so it is not used below 4K.
+/// With it, the pipeline also decodes on one thread and x264 looks ahead 3 frames, not 10
+/// (`pipeline::redact_video`, `video::Output`). Measured on a 4 s 4K clip: peak RSS from 1175
+/// to 1016 MiB (`scripts/bench_e2e.py --memory`), for about 10-14% more time; so it is not
+/// used below 4K.
 pub fn set_low_memory(on: bool) {
     if on && !LOW_MEMORY.swap(true, std::sync::atomic::Ordering::Relaxed) {
         // SAFETY: mallopt only changes allocator parameters; M_MMAP_THRESHOLD takes a size.
