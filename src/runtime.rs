@@ -103,14 +103,27 @@ pub fn low_memory() -> bool {
     LOW_MEMORY.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Run options for one model run: `None` normally; in low-memory mode, shrink the CPU arena.
-pub fn run_options() -> ort::Result<Option<ort::session::RunOptions>> {
+/// Runs `session`: as is normally; in low-memory mode with run options that shrink the CPU
+/// arena at the end of the run.
+pub fn run<'s, 'i, 'v: 'i, const N: usize>(
+    session: &'s mut Session,
+    inputs: impl Into<ort::session::SessionInputs<'i, 'v, N>>,
+) -> ort::Result<ort::session::SessionOutputs<'s>> {
+    static SHRINK: OnceLock<std::result::Result<ort::session::RunOptions, String>> =
+        OnceLock::new();
     if !low_memory() {
-        return Ok(None);
+        return session.run(inputs);
     }
-    let mut ro = ort::session::RunOptions::new()?;
-    ro.set("memory.enable_memory_arena_shrinkage", "cpu:0")?;
-    Ok(Some(ro))
+    let ro = SHRINK.get_or_init(|| {
+        let mut ro = ort::session::RunOptions::new().map_err(|e| e.to_string())?;
+        ro.set("memory.enable_memory_arena_shrinkage", "cpu:0")
+            .map_err(|e| e.to_string())?;
+        Ok(ro)
+    });
+    match ro {
+        Ok(ro) => session.run_with_options(inputs, ro),
+        Err(e) => Err(ort::Error::new(e.clone())),
+    }
 }
 
 /// Opens a session with full graph optimisation and `threads` intra-op threads, on the device

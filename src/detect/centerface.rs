@@ -81,15 +81,10 @@ impl CenterFace {
         let err = |e: ort::Error| VeilError::ort(Some(&id), e);
         let input =
             TensorRef::from_array_view(([1usize, 3, th, tw], self.buf.as_slice())).map_err(err)?;
-        let ro = crate::runtime::run_options().map_err(err)?;
-        let outputs = match &ro {
-            Some(ro) => self
-                .session
-                .run_with_options(ort::inputs![self.input_name.as_str() => input], ro),
-            None => self
-                .session
-                .run(ort::inputs![self.input_name.as_str() => input]),
-        }
+        let outputs = crate::runtime::run(
+            &mut self.session,
+            ort::inputs![self.input_name.as_str() => input],
+        )
         .map_err(err)?;
         let (hs, heat) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
         let (_, scale) = outputs[1].try_extract_tensor::<f32>().map_err(err)?;

@@ -108,31 +108,22 @@ impl Yolo {
         let id = self.id.clone();
         let err = |e: ort::Error| VeilError::ort(Some(&id), e);
         let shape = [1usize, 3, ih, iw];
-        let ro = crate::runtime::run_options().map_err(err)?;
         let outputs = if self.half {
             self.buf16.clear();
             self.buf16
                 .extend(self.buf32.iter().map(|&v| f16::from_f32(v)));
             let input = TensorRef::from_array_view((shape, self.buf16.as_slice())).map_err(err)?;
-            match &ro {
-                Some(ro) => self
-                    .session
-                    .run_with_options(ort::inputs![self.input_name.as_str() => input], ro),
-                None => self
-                    .session
-                    .run(ort::inputs![self.input_name.as_str() => input]),
-            }
+            crate::runtime::run(
+                &mut self.session,
+                ort::inputs![self.input_name.as_str() => input],
+            )
             .map_err(err)?
         } else {
             let input = TensorRef::from_array_view((shape, self.buf32.as_slice())).map_err(err)?;
-            match &ro {
-                Some(ro) => self
-                    .session
-                    .run_with_options(ort::inputs![self.input_name.as_str() => input], ro),
-                None => self
-                    .session
-                    .run(ort::inputs![self.input_name.as_str() => input]),
-            }
+            crate::runtime::run(
+                &mut self.session,
+                ort::inputs![self.input_name.as_str() => input],
+            )
             .map_err(err)?
         };
         let out = &outputs[0];
