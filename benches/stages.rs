@@ -22,7 +22,7 @@ fn noise(n: usize) -> Vec<u8> {
 }
 
 fn preprocess(c: &mut Criterion) {
-    veil::video::init().unwrap();
+    veil::decode::init().unwrap();
     let mut g = c.benchmark_group("preprocess_yuv_to_rgb640");
     for (w, h) in [(1280u32, 720u32), (1920, 1080), (2560, 1920)] {
         let mut f = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, w, h);
@@ -30,7 +30,7 @@ fn preprocess(c: &mut Criterion) {
             let n = f.data(p).len();
             f.data_mut(p).copy_from_slice(&noise(n));
         }
-        let mut sc = veil::video::RgbScaler::default();
+        let mut sc = veil::decode::RgbScaler::default();
         let dh = (h as u64 * 640 / w as u64) as u32;
         g.throughput(Throughput::Elements((w * h) as u64));
         g.bench_with_input(
@@ -71,7 +71,7 @@ fn inference(c: &mut Criterion) {
                 continue;
             }
         };
-        let mut det = match Detector::open(&model, class, threads) {
+        let mut det = match Detector::open(&model, class, threads, veil::accel::Device::Cpu) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("SKIPPED inference/{id}: {e}");

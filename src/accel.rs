@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, VeilError};
+use crate::error::{InvalidSetting, Result};
 
 /// Where ONNX models run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -63,9 +63,10 @@ impl Hwaccel {
 /// Rejects GPU requests a CPU-only build cannot honour.
 pub fn validate(device: Device, hw: Hwaccel) -> Result<()> {
     if !CUDA_BUILT && (device == Device::Cuda || hw == Hwaccel::Cuda) {
-        return Err(VeilError::Config(
+        return Err(InvalidSetting::Unsupported(
             "this veil was built without GPU support; rebuild with `cargo build --release --features cuda` (see deploy/GPU.md), or use --device cpu --hwaccel none".into(),
-        ));
+        )
+        .into());
     }
     Ok(())
 }

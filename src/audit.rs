@@ -2,12 +2,15 @@
 //! settings, and the hashes of input and output. Schema in README.md ("Audit record").
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::detect::Class;
+use crate::edits::EditsRecord;
 use crate::error::{Result, VeilError};
+use crate::models::ResolvedModel;
+use crate::util::sha256_file;
 
 pub const AUDIT_SCHEMA: &str = "veil.audit/1";
 
@@ -31,7 +34,7 @@ pub struct AuditRecord {
     pub tracks: Vec<TrackRecord>,
     /// The reviewer's corrections a re-render applied (`--edits`, `--mute`, `--bleep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub edits: Option<crate::edits::EditsRecord>,
+    pub edits: Option<EditsRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,6 +55,18 @@ pub struct ModelRecord {
     pub license: String,
     /// True when the file matched the hash pinned in the manifest.
     pub pinned: bool,
+}
+
+impl From<&ResolvedModel> for ModelRecord {
+    fn from(m: &ResolvedModel) -> Self {
+        ModelRecord {
+            id: m.id.clone(),
+            task: format!("{:?}", m.task).to_lowercase(),
+            sha256: m.sha256.clone(),
+            license: m.license.clone(),
+            pinned: m.pinned,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -140,9 +155,9 @@ pub fn audit_path(output: &Path) -> std::path::PathBuf {
 impl AuditRecord {
     /// Writes the record atomically (temp file, then rename).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| VeilError::Config(format!("audit record not serialisable: {e}")))?;
-        crate::pipeline::write_atomic(path, &json)
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| VeilError::serialize("audit record", e))?;
+        crate::fsutil::write_atomic(path, &json)
     }
 
     /// Reads and checks a record; a truncated or foreign file is an error, never trusted.
@@ -172,4 +187,58 @@ impl AuditRecord {
         }
         Ok(rec)
     }
+}
+
+/// What a finished job records beside its output.
+pub struct JobRecord<'a> {
+    pub input: &'a Path,
+    pub output: &'a Path,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub video: Option<serde_json::Value>,
+    pub damaged: Vec<DamagedSpan>,
+    pub fixups: u64,
+    pub tracks: Vec<TrackRecord>,
+    /// The settings the run used (resolved).
+    pub settings: serde_json::Value,
+    pub models: &'a [ResolvedModel],
+    pub edits: Option<EditsRecord>,
+}
+
+/// Writes the audit record of a finished output (hashing both files); if it cannot be written
+/// the output is removed, as an output without its record is not a finished job.
+pub fn write_audit(job: JobRecord) -> Result<PathBuf> {
+    let file = |path: &Path, frames: u64| -> Result<FileRecord> {
+        let meta = std::fs::metadata(path).map_err(|e| VeilError::io("cannot stat", path, e))?;
+        Ok(FileRecord {
+            path: path.display().to_string(),
+            sha256: sha256_file(path)?,
+            bytes: meta.len(),
+            frames,
+        })
+    };
+    let path = audit_path(job.output);
+    let res = (|| -> Result<()> {
+        AuditRecord {
+            schema: AUDIT_SCHEMA.into(),
+            veil_version: env!("CARGO_PKG_VERSION").into(),
+            created_unix: crate::fsutil::now_unix(),
+            input: file(job.input, job.frames_in)?,
+            output: file(job.output, job.frames_out)?,
+            settings: job.settings,
+            models: job.models.iter().map(ModelRecord::from).collect(),
+            onnxruntime: crate::runtime::loaded_library().map(|p| p.display().to_string()),
+            video: job.video,
+            damaged: job.damaged,
+            timestamp_fixups: job.fixups,
+            tracks: job.tracks,
+            edits: job.edits,
+        }
+        .write(&path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(job.output);
+        return Err(e);
+    }
+    Ok(path)
 }

@@ -10,9 +10,13 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, AuditRecord};
-use crate::cancel;
-use crate::error::{Result, VeilError};
-use crate::pipeline::{self, Detectors, RedactOptions};
+use crate::decode::IMAGE_EXTS;
+use crate::detect::Detectors;
+use crate::error::{InvalidSetting, Result, VeilError};
+use crate::fsutil::{check_paths, now_unix, write_atomic, PARTIAL_MARKER};
+use crate::job::{Job, ThreadBudget};
+use crate::options::RedactOptions;
+use crate::pipeline;
 use crate::util::sha256_file;
 
 pub const BATCH_SCHEMA: &str = "veil.batch/1";
@@ -21,7 +25,6 @@ const VIDEO_EXTS: [&str; 14] = [
     "mp4", "m4v", "mov", "mkv", "avi", "webm", "ts", "mts", "m2ts", "flv", "wmv", "3gp", "mpg",
     "mpeg",
 ];
-const IMAGE_EXTS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
 
 /// This process's share of the inputs: files whose stable hash modulo `count` is `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,7 +36,8 @@ pub struct Shard {
 impl Shard {
     /// Parses `K/N` (0-based K).
     pub fn parse(s: &str) -> Result<Shard> {
-        let bad = || VeilError::Config(format!("--shard must be K/N with 0 <= K < N, got '{s}'"));
+        let bad =
+            || VeilError::setting("--shard", format!("must be K/N with 0 <= K < N, got '{s}'"));
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let index: usize = k.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;
@@ -52,7 +56,7 @@ impl Shard {
                 None => Ok(None),
                 Some(v) if v.trim().is_empty() => Ok(None),
                 Some(v) => v.trim().parse().map(Some).map_err(|_| {
-                    VeilError::Config(format!("{name} must be a whole number, got '{v}'"))
+                    VeilError::setting(name, format!("must be a whole number, got '{v}'"))
                 }),
             }
         };
@@ -64,8 +68,9 @@ impl Shard {
         }
         if let Some(idx) = num("JOB_COMPLETION_INDEX")? {
             let count = num("VEIL_SHARD_COUNT")?.ok_or_else(|| {
-                VeilError::Config(
-                    "JOB_COMPLETION_INDEX is set but VEIL_SHARD_COUNT is not; set it to the Job's completions".into(),
+                VeilError::setting(
+                    "VEIL_SHARD_COUNT",
+                    "JOB_COMPLETION_INDEX is set but VEIL_SHARD_COUNT is not; set it to the Job's completions",
                 )
             })?;
             return Shard::checked(Some(idx), count, "JOB_COMPLETION_INDEX").map(Some);
@@ -76,9 +81,10 @@ impl Shard {
     fn checked(index: Option<usize>, count: usize, what: &str) -> Result<Shard> {
         match index {
             Some(i) if count > 0 && i < count => Ok(Shard { index: i, count }),
-            _ => Err(VeilError::Config(format!(
-                "{what} gives shard {index:?} of {count}, which is out of range"
-            ))),
+            _ => Err(VeilError::setting(
+                what,
+                format!("gives shard {index:?} of {count}, which is out of range"),
+            )),
         }
     }
 
@@ -133,30 +139,41 @@ pub fn collect_inputs(input: &Path) -> Result<Vec<Item>> {
         std::fs::metadata(input).map_err(|e| VeilError::io("cannot open batch input", input, e))?;
     let mut items = Vec::new();
     if meta.is_dir() {
-        let mut stack = vec![input.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let rd = std::fs::read_dir(&dir).map_err(|e| VeilError::io("cannot list", &dir, e))?;
-            for e in rd {
-                let e = e.map_err(|e| VeilError::io("cannot list", &dir, e))?;
-                let p = e.path();
-                let ft = e
-                    .file_type()
-                    .map_err(|e| VeilError::io("cannot stat", &p, e))?;
-                if ft.is_dir() {
-                    stack.push(p);
-                } else if ft.is_file() && media_kind(&p).is_some() {
-                    let name = p
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    // Our own temp files and outputs' audit records are never inputs.
-                    if name.contains(".veil-partial-") {
-                        continue;
-                    }
-                    let rel = p.strip_prefix(input).unwrap_or(&p).to_path_buf();
-                    items.push(Item { input: p, rel });
+        // Symbolic links are followed (a linked clip or folder is an input like any other);
+        // a link that loops back on a folder above it is reported and skipped.
+        for e in walkdir::WalkDir::new(input).follow_links(true) {
+            let e = match e {
+                Ok(e) => e,
+                Err(err) if err.loop_ancestor().is_some() => {
+                    tracing::warn!("{err}; skipped");
+                    continue;
                 }
+                Err(err) => {
+                    let p = err.path().unwrap_or(input).to_path_buf();
+                    match err.into_io_error() {
+                        // A dangling link is not a file to process.
+                        Some(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                            tracing::warn!("{}: broken link; skipped", p.display());
+                            continue;
+                        }
+                        Some(io) => return Err(VeilError::io("cannot list", p, io)),
+                        None => continue,
+                    }
+                }
+            };
+            let p = e.path();
+            if !e.file_type().is_file() || media_kind(p).is_none() {
+                continue;
             }
+            // Our own temp files are never inputs.
+            if e.file_name().to_string_lossy().contains(PARTIAL_MARKER) {
+                continue;
+            }
+            let rel = p.strip_prefix(input).unwrap_or(p).to_path_buf();
+            items.push(Item {
+                input: p.to_path_buf(),
+                rel,
+            });
         }
     } else {
         let text = std::fs::read_to_string(input)
@@ -303,6 +320,20 @@ pub struct BatchOptions {
     pub highlights: Option<crate::highlights::HighlightOptions>,
 }
 
+impl BatchOptions {
+    /// Checks every setting; the error names the flag, the value and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        if self.jobs == 0 || self.jobs > 1024 {
+            return Err(InvalidSetting::out_of_range("--jobs", self.jobs, "1..1024").into());
+        }
+        self.redact.validate()?;
+        if let Some(h) = &self.highlights {
+            h.validate()?;
+        }
+        Ok(())
+    }
+}
+
 /// The highlight files written beside a batch output: `<name>.highlights.json`,
 /// `<name>.highlights.vtt` and `<name>.review.html`, where `<name>` is the output's file name.
 pub fn highlight_names(output: &Path) -> crate::highlights::OutputNames {
@@ -319,9 +350,7 @@ pub fn highlight_names(output: &Path) -> crate::highlights::OutputNames {
 /// 68 s with 2 workers against 83 s with 1 (scripts/bench-batch.sh). From 8 cores on, each
 /// worker gets two inference threads to bound memory (each worker holds its own models).
 pub fn default_jobs() -> usize {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let cores = crate::job::cores();
     if cores < 8 {
         cores
     } else {
@@ -344,7 +373,7 @@ fn remove_stale_partials(output: &Path) {
     let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
         return;
     };
-    let prefix = format!(".{}.veil-partial-", name.to_string_lossy());
+    let prefix = format!(".{}{PARTIAL_MARKER}", name.to_string_lossy());
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with(&prefix) {
@@ -357,11 +386,12 @@ fn remove_stale_partials(output: &Path) {
 fn process_one(
     item: &Item,
     outdir: &Path,
-    opts: &RedactOptions,
-    hopts: Option<&crate::highlights::HighlightOptions>,
+    opts: &BatchOptions,
+    job: &Job,
     dets: &mut Option<Detectors>,
     progress: &(dyn Fn(u64, Option<u64>) + Sync),
 ) -> FileReport {
+    let (ropts, hopts) = (&opts.redact, opts.highlights.as_ref());
     let output = output_for(outdir, item);
     let mut rep = FileReport {
         input: item.input.display().to_string(),
@@ -385,18 +415,32 @@ fn process_one(
         return rep;
     }
     let res = (|| -> Result<pipeline::RedactSummary> {
-        pipeline::check_paths(&item.input, &output)?;
+        check_paths(&item.input, &output)?;
         if dets.is_none() {
-            *dets = Some(Detectors::load(opts)?);
+            let threads = ropts.threads_for(job);
+            *dets = Some(Detectors::load(
+                &ropts.detector_spec(),
+                threads.ort,
+                job.device,
+            )?);
         }
         let d = dets.as_mut().expect("loaded above");
         if !is_video {
-            crate::image_io::redact_image(&item.input, &output, opts, d)
+            pipeline::redact_image(&item.input, &output, ropts, job, d)
         } else if let Some(h) = hopts {
-            crate::process::process_video(&item.input, &output, &names, opts, h, d, Some(progress))
-                .map(|p| p.redact)
+            crate::process::process_video(
+                &item.input,
+                &output,
+                &names,
+                ropts,
+                h,
+                job,
+                d,
+                Some(progress),
+            )
+            .map(|p| p.redact)
         } else {
-            pipeline::redact_video(&item.input, &output, opts, d, Some(progress), None)
+            pipeline::redact_video(&item.input, &output, ropts, job, d, Some(progress), None)
         }
     })();
     match res {
@@ -406,7 +450,7 @@ fn process_one(
             rep.seconds = s.seconds;
             rep.fps = s.fps;
         }
-        Err(VeilError::Interrupted) => {
+        Err(e) if e.is_interrupted() => {
             rep.status = Status::Interrupted;
             rep.error = Some(VeilError::Interrupted.to_string());
         }
@@ -415,21 +459,36 @@ fn process_one(
     rep
 }
 
+/// The report of a file whose worker panicked.
+fn panicked_report(item: &Item, outdir: &Path, p: Box<dyn std::any::Any + Send>) -> FileReport {
+    let why = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!("{}: internal error: {why}", item.input.display());
+    FileReport {
+        input: item.input.display().to_string(),
+        output: output_for(outdir, item).display().to_string(),
+        status: Status::Failed,
+        error: Some(format!("internal error (please report): {why}")),
+        frames: 0,
+        seconds: 0.0,
+        fps: 0.0,
+    }
+}
+
 /// Runs the batch and writes `batch-report.json` (or `batch-report-K-of-N.json`) in `outdir`.
 pub fn run_batch(
     input: &Path,
     outdir: &Path,
     opts: &BatchOptions,
+    job: &Job,
     progress: &dyn BatchProgress,
 ) -> Result<BatchReport> {
     let started = Instant::now();
-    opts.redact.validate()?;
-    if opts.jobs == 0 || opts.jobs > 1024 {
-        return Err(VeilError::Config(format!(
-            "--jobs must be 1..1024, got {}",
-            opts.jobs
-        )));
-    }
+    opts.validate()?;
+    job.validate()?;
     std::fs::create_dir_all(outdir)
         .map_err(|e| VeilError::io("cannot create output folder", outdir, e))?;
     let mut items = collect_inputs(input)?;
@@ -438,33 +497,35 @@ pub fn run_batch(
     }
     progress.total(items.len());
     let jobs = opts.jobs.min(items.len().max(1));
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let threads = (cores / jobs).max(1);
-    let mut ropts = opts.redact.clone();
-    ropts.threads = threads;
-    ropts.encode.threads = (threads / 2).max(1);
+    let worker_job = job.with_threads(ThreadBudget::split(crate::job::cores(), jobs));
+    let threads = opts.redact.threads_for(&worker_job).ort;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, FileReport)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for w in 0..jobs {
-            let (items, next, results, ropts) = (&items, &next, &results, &ropts);
-            let hopts = opts.highlights.as_ref();
+            let (items, next, results, worker_job) = (&items, &next, &results, &worker_job);
             let builder = std::thread::Builder::new().name(format!("veil-worker-{w}"));
             let spawned = builder.spawn_scoped(s, move || {
                 let mut dets: Option<Detectors> = None;
-                loop {
-                    if cancel::requested() {
-                        break;
-                    }
+                while !worker_job.cancelled() {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(item) = items.get(i) else { break };
                     progress.start(w, item);
                     let cb = |d: u64, t: Option<u64>| progress.frames(w, d, t);
-                    let rep = process_one(item, outdir, ropts, hopts, &mut dets, &cb);
+                    // A panic in one file (a bug, or a library's) fails that file, not the
+                    // batch; its detectors are dropped, as their state is unknown.
+                    let rep = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        process_one(item, outdir, opts, worker_job, &mut dets, &cb)
+                    }))
+                    .unwrap_or_else(|p| {
+                        dets = None;
+                        panicked_report(item, outdir, p)
+                    });
                     progress.end(w, &rep);
-                    results.lock().expect("results lock").push((i, rep));
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, rep));
                 }
             });
             if let Err(e) = spawned {
@@ -472,7 +533,7 @@ pub fn run_batch(
             }
         }
     });
-    let mut files = results.into_inner().expect("results lock");
+    let mut files = results.into_inner().unwrap_or_else(|e| e.into_inner());
     files.sort_by_key(|(i, _)| *i);
     let mut files: Vec<FileReport> = files.into_iter().map(|(_, r)| r).collect();
     // Files never started (interrupted batch) are listed too.
@@ -498,7 +559,7 @@ pub fn run_batch(
     let report = BatchReport {
         schema: BATCH_SCHEMA.into(),
         veil_version: env!("CARGO_PKG_VERSION").into(),
-        created_unix: pipeline::now_unix(),
+        created_unix: now_unix(),
         shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
         jobs,
         threads_per_job: threads,
@@ -513,9 +574,9 @@ pub fn run_batch(
         Some(s) => format!("batch-report-{}-of-{}.json", s.index, s.count),
         None => "batch-report.json".into(),
     };
-    let json = serde_json::to_vec_pretty(&report)
-        .map_err(|e| VeilError::Config(format!("report not serialisable: {e}")))?;
-    pipeline::write_atomic(&outdir.join(name), &json)?;
+    let json =
+        serde_json::to_vec_pretty(&report).map_err(|e| VeilError::serialize("batch report", e))?;
+    write_atomic(&outdir.join(name), &json)?;
     Ok(report)
 }
 

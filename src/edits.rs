@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{BBox, Class};
+use crate::detect::BBox;
 use crate::error::{Result, VeilError};
 
 pub const SCHEMA: &str = "veil.edits/1";
@@ -83,10 +83,13 @@ impl Edits {
     pub fn read(path: &Path) -> Result<Edits> {
         let text = std::fs::read(path).map_err(|e| VeilError::io("cannot read edits", path, e))?;
         let e: Edits = serde_json::from_slice(&text).map_err(|e| {
-            VeilError::Config(format!("{}: not a veil edits file: {e}", path.display()))
+            VeilError::setting(
+                "--edits",
+                format!("{}: not a veil edits file: {e}", path.display()),
+            )
         })?;
         e.validate()
-            .map_err(|m| VeilError::Config(format!("{}: {m}", path.display())))?;
+            .map_err(|m| VeilError::setting("--edits", format!("{}: {m}", path.display())))?;
         Ok(e)
     }
 
@@ -171,13 +174,19 @@ fn check_span(a: &AudioEdit) -> std::result::Result<(), String> {
 
 /// Parses a command-line span `START-END` in seconds (`12.5-14`) or `[hh:]mm:ss(.s)` each.
 pub fn parse_span(s: &str, action: AudioAction) -> Result<AudioEdit> {
-    let bad =
-        || {
-            VeilError::Config(format!(
-            "--{} {s:?}: expected START-END in seconds or [hh:]mm:ss, e.g. 12.5-14 or 1:02-1:05.5",
-            if action == AudioAction::Mute { "mute" } else { "bleep" }
-        ))
-        };
+    let flag = if action == AudioAction::Mute {
+        "--mute"
+    } else {
+        "--bleep"
+    };
+    let bad = || {
+        VeilError::setting(
+            flag,
+            format!(
+                "{s:?}: expected START-END in seconds or [hh:]mm:ss, e.g. 12.5-14 or 1:02-1:05.5"
+            ),
+        )
+    };
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let secs = |t: &str| -> Option<f64> {
         let mut total = 0.0;
@@ -196,16 +205,7 @@ pub fn parse_span(s: &str, action: AudioAction) -> Result<AudioEdit> {
         end: secs(b).ok_or_else(bad)?,
         reason: "command line".into(),
     };
-    check_span(&e).map_err(|m| {
-        VeilError::Config(format!(
-            "--{}: {m}",
-            if action == AudioAction::Mute {
-                "mute"
-            } else {
-                "bleep"
-            }
-        ))
-    })?;
+    check_span(&e).map_err(|m| VeilError::setting(flag, m))?;
     Ok(e)
 }
 
@@ -242,101 +242,6 @@ pub const AUDIO_METHOD: &str = "AAC-LC and PCM audio: only the packets that over
 
 /// Ids given to manual boxes in the audit record: 1_000_000 + their index in the edits.
 pub const MANUAL_ID_BASE: u32 = 1_000_000;
-
-/// Boxes per frame: (track id, class, box).
-pub type FrameBoxes = std::collections::HashMap<u64, Vec<(u32, Class, BBox)>>;
-
-/// Corrections ready to apply during a re-render.
-#[derive(Debug, Default)]
-pub struct EditPlan {
-    pub suppressed: HashSet<u32>,
-    pub manual: Vec<ManualBox>,
-    /// Boxes per frame from the audit record of the first run (suppressed tracks included;
-    /// they are filtered when redacting). `None`: detect again.
-    pub replay: Option<FrameBoxes>,
-    pub record: EditsRecord,
-}
-
-impl EditPlan {
-    /// Manual boxes covering `frame`.
-    pub fn manual_at(&self, frame: u64) -> Vec<(u32, Class, BBox)> {
-        self.manual
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                m.at(frame)
-                    .map(|b| (MANUAL_ID_BASE + i as u32, Class::Manual, b))
-            })
-            .collect()
-    }
-
-    /// Builds the plan for re-rendering `input` with `edits` (read from `edits_path`), re-using
-    /// the detections of `audit` when it describes this same input.
-    pub fn build(
-        input: &Path,
-        edits: &Edits,
-        edits_path: &Path,
-        audit: Option<&Path>,
-    ) -> Result<EditPlan> {
-        let input_sha = crate::util::sha256_file(input)?;
-        if !input_sha.eq_ignore_ascii_case(&edits.input_sha256) {
-            return Err(VeilError::Config(format!(
-                "{} was made for another file (input sha256 {}…, this input {}…)",
-                edits_path.display(),
-                &edits.input_sha256[..12],
-                &input_sha[..12]
-            )));
-        }
-        let mut replay = None;
-        let mut detections_from = None;
-        if let Some(a) = audit.filter(|a| a.is_file()) {
-            let rec = crate::audit::AuditRecord::read(a)?;
-            if rec.input.sha256.eq_ignore_ascii_case(&input_sha) {
-                let mut map = FrameBoxes::default();
-                for t in rec.tracks.iter().filter(|t| t.class != Class::Manual) {
-                    for [f, x, y, w, h] in &t.boxes {
-                        map.entry(*f as u64).or_default().push((
-                            t.id,
-                            t.class,
-                            BBox::new(*x as f32, *y as f32, (*x + *w) as f32, (*y + *h) as f32),
-                        ));
-                    }
-                }
-                let known: HashSet<u32> = rec.tracks.iter().map(|t| t.id).collect();
-                if let Some(t) = edits.tracks.iter().find(|t| !known.contains(&t.id)) {
-                    return Err(VeilError::Config(format!(
-                        "{}: track {} is not in {}",
-                        edits_path.display(),
-                        t.id,
-                        a.display()
-                    )));
-                }
-                replay = Some(map);
-                detections_from = Some(crate::util::sha256_file(a)?);
-            } else {
-                tracing::warn!(
-                    "{} describes another input; detecting again (track ids are stable for the same settings)",
-                    a.display()
-                );
-            }
-        }
-        let edits_sha = crate::util::sha256_file(edits_path)?;
-        Ok(EditPlan {
-            suppressed: edits.suppressed(),
-            manual: edits.boxes.clone(),
-            replay,
-            record: EditsRecord {
-                sha256: Some(edits_sha),
-                path: Some(edits_path.display().to_string()),
-                detections_from,
-                tracks: edits.tracks.clone(),
-                boxes: edits.boxes.clone(),
-                audio: edits.audio.clone(),
-                audio_method: (!edits.audio.is_empty()).then(|| AUDIO_METHOD.to_string()),
-            },
-        })
-    }
-}
 
 /// What a re-render records about the edits it applied.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

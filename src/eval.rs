@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditRecord;
-use crate::detect::BBox;
+use crate::decode::{decode_gray_frames, is_image, load_rgb, Gray};
+use crate::detect::{BBox, Detectors};
 use crate::error::{Result, VeilError};
-use crate::pipeline::{self, RedactOptions};
-use crate::video::{self, Gray};
+use crate::fsutil::check_paths;
+use crate::job::Job;
+use crate::options::RedactOptions;
+use crate::pipeline;
 
 /// A box counts as redacted when its detail is below this share of the original's. Plain
 /// re-encoding at the default quality keeps well above it (see README).
@@ -164,7 +167,7 @@ pub fn detail_ratio(orig: &Gray, out: &Gray, b: [i64; 4]) -> f64 {
 }
 
 fn load_gray_image(path: &Path) -> Result<Gray> {
-    let img = crate::image_io::load_rgb(path)?;
+    let img = load_rgb(path)?;
     let luma = image::DynamicImage::ImageRgb8(img).to_luma8();
     Ok(Gray {
         width: luma.width() as usize,
@@ -186,15 +189,15 @@ pub fn score_media(
         .keys()
         .filter_map(|k| k.parse::<u64>().ok())
         .collect();
-    let (orig, out) = if pipeline::is_image(original) {
+    let (orig, out) = if is_image(original) {
         (
             BTreeMap::from([(0u64, load_gray_image(original)?)]),
             BTreeMap::from([(0u64, load_gray_image(redacted)?)]),
         )
     } else {
         (
-            video::decode_gray_frames(original, &wanted)?,
-            video::decode_gray_frames(redacted, &wanted)?,
+            decode_gray_frames(original, &wanted)?,
+            decode_gray_frames(redacted, &wanted)?,
         )
     };
     let mut rep = MediaReport {
@@ -317,6 +320,7 @@ pub fn run_dataset(
     only: Option<&str>,
     redacted_dir: Option<&Path>,
     opts: &RedactOptions,
+    job: &Job,
 ) -> Result<Report> {
     let tmp;
     let out_dir = match out_dir {
@@ -330,7 +334,13 @@ pub fn run_dataset(
     let mut report = Report::default();
     let mut dets = if redacted_dir.is_none() {
         opts.validate()?;
-        Some(pipeline::Detectors::load(opts)?)
+        job.validate()?;
+        let threads = opts.threads_for(job);
+        Some(Detectors::load(
+            &opts.detector_spec(),
+            threads.ort,
+            job.device,
+        )?)
     } else {
         None
     };
@@ -356,12 +366,12 @@ pub fn run_dataset(
             }
             None => {
                 let out = out_dir.join(&file_name);
-                pipeline::check_paths(&media, &out)?;
+                check_paths(&media, &out)?;
                 let dets = dets.as_mut().expect("loaded above");
-                let s = if pipeline::is_image(&media) {
-                    crate::image_io::redact_image(&media, &out, opts, dets)?
+                let s = if is_image(&media) {
+                    pipeline::redact_image(&media, &out, opts, job, dets)?
                 } else {
-                    pipeline::redact_video(&media, &out, opts, dets, None, None)?
+                    pipeline::redact_video(&media, &out, opts, job, dets, None, None)?
                 };
                 let a = AuditRecord::read(&s.audit)?;
                 (out, Some(a), Some(s.fps))

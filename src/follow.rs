@@ -9,6 +9,7 @@
 //! chain; the track then relies on its detections, gap filling and extensions as before.
 
 use crate::detect::BBox;
+pub use crate::motion::Luma;
 
 /// The larger side of the template, in working pixels (the box is area-averaged down to it).
 const WORK: f32 = 32.0;
@@ -18,38 +19,6 @@ const REACH: f32 = 0.75;
 pub const MIN_SCORE: f32 = 0.6;
 /// Smallest standard deviation (grey levels) of a template worth matching.
 const MIN_STD: f32 = 4.0;
-
-/// A borrowed 8-bit plane.
-#[derive(Clone, Copy)]
-pub struct Luma<'a> {
-    pub data: &'a [u8],
-    pub stride: usize,
-    pub width: usize,
-    pub height: usize,
-}
-
-/// A small grey copy (`w` x `h`, row-major) of a plane, each pixel the mean of a 4x4 grid of
-/// samples in its footprint: input for the global motion estimate.
-pub fn thumbnail(src: &Luma, w: usize, h: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(w * h);
-    for v in 0..h {
-        for u in 0..w {
-            let mut acc = 0u32;
-            for j in 0..4 {
-                let y =
-                    ((4 * v + j) * src.height / (4 * h) + src.height / (8 * h)).min(src.height - 1);
-                let row = &src.data[y * src.stride..];
-                for i in 0..4 {
-                    let x = ((4 * u + i) * src.width / (4 * w) + src.width / (8 * w))
-                        .min(src.width - 1);
-                    acc += row[x] as u32;
-                }
-            }
-            out.push((acc / 16) as u8);
-        }
-    }
-    out
-}
 
 /// A float image in working pixels.
 struct Img {

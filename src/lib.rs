@@ -1,30 +1,39 @@
 //! veil: redaction and escalation highlights for police body-worn camera footage.
 //!
-//! Stages (see ARCHITECTURE.md): decode ([`video`]) → detect ([`detect`]) → track ([`track`])
-//! → redact ([`redact`]) → encode ([`video`]), run by [`pipeline`], with an audit record
-//! ([`audit`]) beside every output.
+//! The redaction path, stage by stage (see ARCHITECTURE.md): [`decode`] → [`detect`] →
+//! [`track`] → [`follow`] → [`redact`] → [`encode`], run by [`pipeline`] with the settings of
+//! [`options`] inside a [`job`], and an [`audit`] record beside every output. Highlights
+//! ([`highlights`]) are a second consumer of the decoded frames and audio.
 
 pub mod accel;
 pub mod audit;
 pub mod batch;
-pub mod cancel;
+pub mod decode;
 pub mod detect;
 pub mod edits;
+pub mod encode;
 pub mod error;
 pub mod eval;
 pub mod follow;
+pub mod fsutil;
 pub mod highlights;
-pub mod image_io;
+pub mod html;
+pub mod job;
 pub mod models;
+pub mod motion;
+pub mod options;
 pub mod paths;
 pub mod pipeline;
 pub mod process;
+pub mod progress;
 pub mod redact;
+pub mod rerender;
 pub mod review;
 pub mod runtime;
 pub mod track;
 pub mod util;
-pub mod video;
 
 pub use error::{Result, VeilError};
-pub use pipeline::{redact_file, RedactOptions, RedactSummary};
+pub use job::Job;
+pub use options::RedactOptions;
+pub use pipeline::{redact_file, RedactSummary};

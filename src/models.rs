@@ -204,6 +204,40 @@ pub fn resolve_user_model(path: &Path, task: Task) -> Result<ResolvedModel> {
     })
 }
 
+/// Whether a manifest model can be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelState {
+    /// Installed, and its sha256 matches the manifest.
+    Ok,
+    /// Not installed.
+    Missing,
+    /// Installed, but its sha256 is not the pinned one.
+    HashMismatch {
+        actual: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+impl std::fmt::Display for ModelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelState::Ok => write!(f, "ok (sha256 verified)"),
+            ModelState::Missing => write!(f, "missing (run `make setup`)"),
+            ModelState::HashMismatch { actual } => {
+                write!(
+                    f,
+                    "sha256 MISMATCH (got {})",
+                    &actual[..actual.len().min(12)]
+                )
+            }
+            ModelState::Error { message } => write!(f, "error: {message}"),
+        }
+    }
+}
+
 /// Status of one manifest model, for `veil models`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelStatus {
@@ -213,6 +247,8 @@ pub struct ModelStatus {
     pub license: String,
     pub source: String,
     pub path: PathBuf,
+    pub state: ModelState,
+    /// `state` in words.
     pub status: String,
     pub default: bool,
 }
@@ -222,13 +258,13 @@ pub fn list_status(manifest: &Manifest) -> Vec<ModelStatus> {
         .models
         .iter()
         .map(|m| {
-            let status = match m.resolve() {
-                Ok(_) => "ok (sha256 verified)".to_string(),
-                Err(VeilError::ModelMissing { .. }) => "missing (run `make setup`)".to_string(),
-                Err(VeilError::ModelHash { actual, .. }) => {
-                    format!("sha256 MISMATCH (got {})", &actual[..12])
-                }
-                Err(e) => format!("error: {e}"),
+            let state = match m.resolve() {
+                Ok(_) => ModelState::Ok,
+                Err(VeilError::ModelMissing { .. }) => ModelState::Missing,
+                Err(VeilError::ModelHash { actual, .. }) => ModelState::HashMismatch { actual },
+                Err(e) => ModelState::Error {
+                    message: e.to_string(),
+                },
             };
             ModelStatus {
                 id: m.id.clone(),
@@ -240,11 +276,61 @@ pub fn list_status(manifest: &Manifest) -> Vec<ModelStatus> {
                     m.source.registry, m.source.package, m.source.version, m.source.path
                 ),
                 path: m.path(),
-                status,
+                status: state.to_string(),
+                state,
                 default: m.default,
             }
         })
         .collect()
+}
+
+/// ONNX Runtime and every manifest model, as `veil models` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelsReport {
+    pub onnxruntime: RuntimeStatus,
+    pub models: Vec<ModelStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeStatus {
+    pub version: String,
+    pub license: String,
+    /// Whether the library loads.
+    pub ok: bool,
+    /// The library loaded, or why it did not.
+    pub status: String,
+}
+
+impl ModelsReport {
+    pub fn new() -> Result<ModelsReport> {
+        let manifest = Manifest::builtin()?;
+        let (ok, status) = match crate::runtime::environment() {
+            Ok(_) => (
+                true,
+                format!(
+                    "ok ({})",
+                    crate::runtime::loaded_library()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            ),
+            Err(e) => (false, format!("missing: {e}")),
+        };
+        Ok(ModelsReport {
+            onnxruntime: RuntimeStatus {
+                version: manifest.onnxruntime.version.clone(),
+                license: manifest.onnxruntime.license.clone(),
+                ok,
+                status,
+            },
+            models: list_status(&manifest),
+        })
+    }
+
+    /// True when ONNX Runtime loads and every model is installed as pinned.
+    pub fn all_ok(&self) -> bool {
+        self.onnxruntime.ok && self.models.iter().all(|m| m.state == ModelState::Ok)
+    }
 }
 
 #[cfg(test)]

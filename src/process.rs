@@ -6,10 +6,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::decode::is_image;
+use crate::detect::Detectors;
 use crate::error::{Result, VeilError};
-use crate::highlights::{self, Analyzer, HighlightOptions, OutputNames};
-use crate::pipeline::{self, Detectors, ProgressFn, RedactOptions, RedactSummary};
-use crate::video::Input;
+use crate::fsutil::check_paths;
+use crate::highlights::{self, HighlightOptions, OutputNames};
+use crate::job::Job;
+use crate::options::RedactOptions;
+use crate::pipeline::{self, RedactSummary};
+use crate::progress::ProgressFn;
 
 #[derive(Debug, Serialize)]
 pub struct ProcessSummary {
@@ -40,29 +45,37 @@ pub fn redacted_name(dir: &Path, input: &Path) -> PathBuf {
 /// Redacts `input` into `output` and analyses it for highlights in the same decode, then
 /// writes the highlight files named by `names`. The redacted output is committed before the
 /// highlights are computed: a failure there leaves a complete, audited redaction.
+#[allow(clippy::too_many_arguments)]
 pub fn process_video(
     input: &Path,
     output: &Path,
     names: &OutputNames,
     opts: &RedactOptions,
     hopts: &HighlightOptions,
+    job: &Job,
     dets: &mut Detectors,
     progress: Option<ProgressFn>,
 ) -> Result<ProcessSummary> {
     let started = Instant::now();
-    pipeline::check_paths(input, output)?;
-    let mut analyzer = {
-        let probe = Input::open(input, 1)?;
-        Analyzer::new(&probe.ictx, probe.video_index)?
+    check_paths(input, output)?;
+    let mut analyzer = None;
+    let summary = pipeline::redact_video(
+        input,
+        output,
+        opts,
+        job,
+        dets,
+        progress,
+        Some(&mut analyzer),
+    )?;
+    let highlights = |e: VeilError| VeilError::Highlights {
+        output: output.to_path_buf(),
+        cause: Box::new(e),
     };
-    let summary = pipeline::redact_video(input, output, opts, dets, progress, Some(&mut analyzer))?;
+    let analyzer =
+        analyzer.ok_or_else(|| highlights(VeilError::Internal("no analyser was made".into())))?;
     // Duration 0: the analyser takes the end of the video or the audio, whichever is later.
-    let analysis = analyzer.finish(0.0, hopts).map_err(|e| {
-        VeilError::Config(format!(
-            "the redacted video {} is complete, but highlights failed: {e}",
-            output.display()
-        ))
-    })?;
+    let analysis = analyzer.finish(0.0, hopts, job).map_err(highlights)?;
     let sha = crate::audit::AuditRecord::read(&summary.audit)
         .ok()
         .map(|a| a.input.sha256);
@@ -73,7 +86,8 @@ pub fn process_video(
         sha.as_deref(),
         Some(output),
         Some(input),
-    )?;
+    )
+    .map_err(highlights)?;
     Ok(ProcessSummary {
         highlights: analysis.highlights.len(),
         highlights_json: names.json.clone(),
@@ -90,19 +104,28 @@ pub fn process_file(
     dir: &Path,
     opts: &RedactOptions,
     hopts: &HighlightOptions,
+    job: &Job,
     progress: Option<ProgressFn>,
 ) -> Result<ProcessSummary> {
     opts.validate()?;
-    if pipeline::is_image(input) {
-        return Err(VeilError::Config(format!(
-            "{}: `process` takes video; redact images with `veil redact`",
-            input.display()
-        )));
+    hopts.validate()?;
+    job.validate()?;
+    if is_image(input) {
+        return Err(VeilError::setting(
+            "INPUT",
+            format!(
+                "{}: `process` takes video; redact images with `veil redact`",
+                input.display()
+            ),
+        ));
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| VeilError::io("cannot create output folder", dir, e))?;
     let output = redacted_name(dir, input);
     let names = OutputNames::new(dir, "");
-    let mut dets = Detectors::load(opts)?;
-    process_video(input, &output, &names, opts, hopts, &mut dets, progress)
+    let threads = opts.threads_for(job);
+    let mut dets = Detectors::load(&opts.detector_spec(), threads.ort, job.device)?;
+    process_video(
+        input, &output, &names, opts, hopts, job, &mut dets, progress,
+    )
 }

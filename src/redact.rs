@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use ffmpeg_next as ffmpeg;
+
 use crate::detect::{BBox, Class};
-use crate::error::{Result, VeilError};
+use crate::error::{InvalidSetting, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -47,10 +49,12 @@ impl Default for RedactConfig {
 impl RedactConfig {
     pub fn validate(&self) -> Result<()> {
         if !(1.0..=4.0).contains(&self.mask_scale) {
-            return Err(VeilError::Config(format!(
-                "--mask-scale must be between 1.0 and 4.0, got {}",
-                self.mask_scale
-            )));
+            return Err(InvalidSetting::out_of_range(
+                "--mask-scale",
+                self.mask_scale,
+                "between 1.0 and 4.0",
+            )
+            .into());
         }
         Ok(())
     }
@@ -156,6 +160,50 @@ pub fn redact_plane(
                         .copy_from_slice(&src[(xa - r.x0) * ch..(xb - r.x0) * ch]);
                 }
             }
+        }
+    }
+}
+
+/// Redacts `boxes` (class, box in frame pixels) in a planar YUV frame in place, each plane at
+/// its own resolution. The frame must be writable (`decode::make_writable`).
+pub fn redact_frame(
+    f: &mut ffmpeg::frame::Video,
+    boxes: &[(Class, BBox)],
+    cfg: &RedactConfig,
+    scratch: &mut Vec<u8>,
+) {
+    let fmt = f.format();
+    let (w, h) = (f.width() as usize, f.height() as usize);
+    let (sx, sy) = crate::decode::chroma_shift(fmt);
+    let full_range = matches!(
+        fmt,
+        ffmpeg::format::Pixel::YUVJ420P | ffmpeg::format::Pixel::YUVJ444P
+    );
+    for (class, b) in boxes {
+        let (region, shape) = cfg.region(*class, b, w as f32, h as f32);
+        for plane_i in 0..3 {
+            let (shift_x, shift_y) = if plane_i == 0 { (0, 0) } else { (sx, sy) };
+            let (div_x, div_y) = ((1 << shift_x) as f32, (1 << shift_y) as f32);
+            let fill = match (plane_i, full_range) {
+                (0, true) => 0,
+                (0, false) => 16,
+                _ => 128,
+            };
+            let stride = f.stride(plane_i);
+            let mut plane = Plane {
+                data: f.data_mut(plane_i),
+                stride,
+                width: w.div_ceil(1 << shift_x),
+                height: h.div_ceil(1 << shift_y),
+                channels: 1,
+            };
+            let r = BBox::new(
+                region.x1 / div_x,
+                region.y1 / div_y,
+                region.x2 / div_x,
+                region.y2 / div_y,
+            );
+            redact_plane(&mut plane, &r, shape, cfg.style, &[fill], scratch);
         }
     }
 }

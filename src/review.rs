@@ -37,7 +37,7 @@ pub fn crop_thumb(f: &frame::Video, b: &BBox) -> Option<String> {
     if cw < 2 || ch < 2 {
         return None;
     }
-    let (sx, sy) = crate::video::chroma_shift(f.format());
+    let (sx, sy) = crate::decode::chroma_shift(f.format());
     let full = matches!(
         f.format(),
         ffmpeg::format::Pixel::YUVJ420P | ffmpeg::format::Pixel::YUVJ444P
@@ -76,7 +76,7 @@ pub fn crop_thumb(f: &frame::Video, b: &BBox) -> Option<String> {
     .ok()?;
     Some(format!(
         "data:image/jpeg;base64,{}",
-        crate::highlights::output::base64(&jpg)
+        crate::html::base64(&jpg)
     ))
 }
 
@@ -91,7 +91,7 @@ pub fn write_page(
 ) -> Result<PathBuf> {
     let page = page_path(output);
     let dir = page.parent().unwrap_or(Path::new("."));
-    let url = |p: &Path| crate::highlights::output::relative_url(dir, p);
+    let url = |p: &Path| crate::html::relative_url(dir, p);
     let (w, h) = audit
         .video
         .as_ref()
@@ -139,11 +139,7 @@ pub fn write_page(
         "tracks": tracks,
         "low_confidence_below": LOW_CONFIDENCE_BELOW,
     });
-    let html = TEMPLATE.replacen(
-        "__VEIL_DATA__",
-        &crate::highlights::output::script_json(&data),
-        1,
-    );
-    crate::pipeline::write_atomic(&page, html.as_bytes())?;
+    let html = TEMPLATE.replacen("__VEIL_DATA__", &crate::html::script_json(&data), 1);
+    crate::fsutil::write_atomic(&page, html.as_bytes())?;
     Ok(page)
 }

@@ -36,16 +36,21 @@ impl Default for TrackConfig {
 impl TrackConfig {
     pub fn validate(&self) -> Result<()> {
         if self.max_gap > 1000 || self.extend_before > 1000 || self.extend_after > 1000 {
-            return Err(VeilError::Config(format!(
-                "track gap and extensions must be at most 1000 frames (got gap {}, before {}, after {})",
-                self.max_gap, self.extend_before, self.extend_after
-            )));
+            return Err(VeilError::setting(
+                "--max-gap/--extend-before/--extend-after",
+                format!(
+                    "must be at most 1000 frames (got gap {}, before {}, after {})",
+                    self.max_gap, self.extend_before, self.extend_after
+                ),
+            ));
         }
         if !(0.0..=1.0).contains(&self.min_iou) {
-            return Err(VeilError::Config(format!(
-                "track IoU must be in 0..1, got {}",
-                self.min_iou
-            )));
+            return Err(crate::error::InvalidSetting::out_of_range(
+                "track IoU",
+                self.min_iou,
+                "in 0..1",
+            )
+            .into());
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ fn open(id: &str, class: Class) -> Detector {
         .get(id)
         .and_then(|m| m.resolve())
         .unwrap_or_else(|e| panic!("{id} is not installed (run scripts/setup.sh): {e}"));
-    Detector::open(&model, class, 2).unwrap()
+    Detector::open(&model, class, 2, veil::accel::Device::Cpu).unwrap()
 }
 
 fn astronaut() -> (usize, usize, Vec<u8>) {

