@@ -30,6 +30,7 @@ demo: build
 	@echo "demo: outputs in $(DEMO_OUT)/; open $(DEMO_OUT)/review.html (highlights) and $(DEMO_OUT)/face_720p.redacted.mp4.redaction-review.html (review before disclosure) in a browser"
 
 lint:
+	scripts/check-house.py src
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 

@@ -343,3 +343,37 @@ fn hostile_names_are_handled_as_data() {
     assert!(out2.join("outside.png").is_file());
     assert!(!d.path().join("outside.png.audit.json").exists());
 }
+
+#[test]
+fn symlinked_clips_and_folders_are_inputs_and_a_link_loop_ends() {
+    let d = tempdir();
+    let inp = d.path().join("in");
+    let elsewhere = d.path().join("elsewhere");
+    copy("astronaut.jpg", &elsewhere.join("linked.jpg"));
+    copy("astronaut.jpg", &elsewhere.join("dir/inside.jpg"));
+    copy("astronaut.jpg", &inp.join("plain.jpg"));
+    std::os::unix::fs::symlink(elsewhere.join("linked.jpg"), inp.join("link.jpg")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("dir"), inp.join("linkdir")).unwrap();
+    // A link back to the folder above it would walk forever if followed blindly.
+    std::os::unix::fs::symlink(&inp, inp.join("loop")).unwrap();
+    std::os::unix::fs::symlink(d.path().join("missing.jpg"), inp.join("dangling.jpg")).unwrap();
+    let out = d.path().join("out");
+    let o = run(&mut batch_cmd(&inp, &out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    let mut inputs: Vec<String> = r
+        .files
+        .iter()
+        .map(|f| {
+            Path::new(&f.input)
+                .strip_prefix(&inp)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    inputs.sort();
+    assert_eq!(inputs, ["link.jpg", "linkdir/inside.jpg", "plain.jpg"]);
+    assert_eq!(r.done, 3, "{:?}", r.files);
+    assert!(out.join("linkdir/inside.jpg").is_file());
+}
