@@ -50,15 +50,16 @@ fn inference(c: &mut Criterion) {
     let mut g = c.benchmark_group("inference");
     g.sample_size(10);
     for (id, class, sizes) in [
+        // 640x360 and 1280x720: a keyframe's passes; 160x160: a face crop between keyframes.
         (
             "centerface",
             Class::Face,
-            vec![(640usize, 360usize), (1280, 720)],
+            vec![(640usize, 360usize), (1280, 720), (160, 160)],
         ),
         (
             "centerface-int8",
             Class::Face,
-            vec![(640usize, 360usize), (1280, 720)],
+            vec![(640usize, 360usize), (1280, 720), (160, 160)],
         ),
         ("platedet", Class::Plate, vec![(640, 360)]),
         ("platedet-int8", Class::Plate, vec![(640, 360)]),

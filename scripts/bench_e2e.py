@@ -6,6 +6,11 @@ plate recall of veil and deface side by side on the labelled clips (when ../shar
 $VEIL_DATA is present). Every number printed is measured in this run.
 
     scripts/bench_e2e.py [--reps N] [--clips PATH...] [--quick] [--memory] [--process]
+                         [--ablation] [--veil BIN] [--baseline BIN]
+
+Without --clips it measures the three clips of the speed targets: fixtures/face_720p.mp4,
+../shared/data/egoblur/selfie_walk_608x1080.mp4 (portrait phone) and a 2560x1920 landscape
+clip made from the two egoblur aria clips (faces and plates).
 
 deface is installed into .cache/bench-venv from PyPI, pinned (scripts/bench-requirements.txt).
 """
@@ -63,16 +68,6 @@ def timed(cmd, env=None):
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"bench: command failed: {' '.join(map(str, cmd))}\n{err[-2000:]}")
     return wall, ru.ru_maxrss / 1024.0
-
-
-def make_1080p(src):
-    WORK.mkdir(parents=True, exist_ok=True)
-    dst = WORK / "face_1080p.mp4"
-    if not dst.exists():
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", "scale=1920:1080",
-                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "copy",
-                        str(dst)], check=True)
-    return dst
 
 
 def make_60s(src):
@@ -135,6 +130,38 @@ def memory_4k():
           f"under 1 GiB: {'yes' if max(peaks) < 1024 else 'NO'}")
 
 
+def make_landscape(data):
+    """The issue's landscape clip: both 2560x1920 egoblur clips (faces, then plates) three times
+    over, 114 frames at 10 fps (a head-mounted camera's sampled frames)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    dst = WORK / "aria_mix_2560x1920.mp4"
+    if not dst.exists():
+        lst = WORK / "aria_mix.txt"
+        lst.write_text("".join(f"file '{(data / 'egoblur' / n).resolve()}'\n"
+                               for n in ("aria_faces_2560x1920.mp4", "aria_plates_2560x1920.mp4") * 3))
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(lst),
+                        "-vf", "fps=10", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+                        str(dst)], check=True)
+    return dst
+
+
+# Configurations of veil measured besides the default: the old every-frame schedule, and for
+# --ablation the default with one change of the speed work undone at a time, and the old
+# schedule with one change applied at a time (each against both ends).
+ABLATION = {
+    "thorough + sparse keys": ["--thorough", "--key-every", "0"],
+    "thorough + hires 1 s": ["--thorough", "--hires-every", "0"],
+    "thorough + plates 0.4 s": ["--thorough", "--plate-every", "0"],
+    "thorough + turns at candidates": ["--thorough", "--plate-turns-every", "3"],
+    "thorough + tiles in turn": ["--thorough", "--plate-tiles", "3"],
+    "default - sparse keys": ["--key-every", "1"],
+    "default - hires 1 s": ["--hires-every", "4"],
+    "default - plates 0.4 s": ["--plate-every", "0"],
+    "default - turns at candidates": ["--plate-turns-every", "1"],
+    "default - tiles in turn": ["--plate-tiles", "0"],
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
@@ -145,10 +172,13 @@ def main():
     ap.add_argument("--memory", action="store_true",
                     help="only peak RSS of veil redact on 4K clips of 2 s and 4 s (made from the "
                          "720p fixture), to check it stays under 1 GiB and does not grow")
-    ap.add_argument("--no-deface-default", action="store_true",
-                    help="skip deface at full resolution (slow on large clips)")
+    ap.add_argument("--ablation", action="store_true",
+                    help="also time each change of the detection schedule alone and undone")
+    ap.add_argument("--veil", default=str(VEIL), help="the veil binary to measure")
+    ap.add_argument("--baseline", help="another veil binary, run with the same arguments")
     args = ap.parse_args()
-    if not VEIL.exists():
+    veil = Path(args.veil)
+    if not veil.exists():
         raise SystemExit("bench: build first (make build)")
     if args.process:
         process_overhead(args.reps)
@@ -162,40 +192,30 @@ def main():
     if clips is None:
         clips = [ROOT / "fixtures" / "face_720p.mp4"]
         if not args.quick:
-            clips.append(make_1080p(clips[0]))
             if (data / "labels").is_dir():
-                clips += [data / "egoblur" / n for n in
-                          ("selfie_walk_608x1080.mp4", "aria_faces_2560x1920.mp4",
-                           "aria_plates_2560x1920.mp4")] + [data / "sas" / "People.mp4"]
+                clips += [data / "egoblur" / "selfie_walk_608x1080.mp4", make_landscape(data)]
+            else:
+                log(f"bench: {data} not found: the portrait and landscape clips are skipped")
     reps = 1 if args.quick else args.reps
     out_root = Path(tempfile.mkdtemp(prefix="veil-bench-"))
     results = {}
     for clip in clips:
         w, h, frames = probe(clip)
-        sw = 640
-        sh = int(round(640 * h / w / 2)) * 2
-        big = w * h > 1920 * 1080
+        red = lambda extra: (lambda o: [str(veil), "redact", str(clip), "-o", str(o)] + extra)
         runners = {
-            # Issue 3's configuration: CenterFace at 640 px on every frame, nothing else.
-            "veil faces 640": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
-                                         "--no-plates", "--hires-width", "0"],
-            "veil faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o), "--no-plates"],
-            "veil": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o)],
-            # The float plate model (the default before platedet-int8).
-            "veil fp32 plates": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
-                                           "--plate-model", "platedet"],
-            # The int8 face model too (opt-in; see models/README.md).
-            "veil int8 faces": lambda o: [str(VEIL), "redact", str(clip), "-o", str(o),
-                                          "--face-model", "centerface-int8"],
-            "veil process": lambda o: [str(VEIL), "process", str(clip), "-o", str(o) + ".d"],
-            "deface 640": lambda o: [str(deface), str(clip), "-o", str(o), "--scale", f"{sw}x{sh}",
-                                     "--backend", "onnxrt", "--keep-audio"],
+            "veil": red([]),
+            "veil thorough": red(["--thorough"]),
+            # The issue's baseline: deface at 640x360 (it finds no plates), whatever the aspect.
+            "deface 640x360": lambda o: [str(deface), str(clip), "-o", str(o), "--scale",
+                                         "640x360", "--backend", "onnxrt", "--keep-audio"],
             "ffmpeg x264": lambda o: ["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-c:v",
                                       "libx264", "-preset", "veryfast", "-c:a", "copy", str(o)],
         }
-        if not args.no_deface_default and not big:
-            runners["deface default"] = lambda o: [str(deface), str(clip), "-o", str(o),
-                                                   "--backend", "onnxrt", "--keep-audio"]
+        if args.baseline:
+            runners["baseline veil"] = lambda o: [args.baseline, "redact", str(clip), "-o", str(o)]
+        if args.ablation:
+            for name, extra in ABLATION.items():
+                runners[name] = red(extra)
         times = {k: [] for k in runners}
         rss = {k: 0.0 for k in runners}
         for rep in range(reps):
@@ -213,28 +233,26 @@ def main():
         med = {k: statistics.median(v) for k, v in times.items()}
         results[clip.name] = {"size": f"{w}x{h}", "frames": frames, "median_s": med, "rss_mib": rss}
         print(f"\n== {clip.name} ({w}x{h}, {frames} frames, {reps} reps, median) ==")
-        print(f"{'run':<16} {'time s':>8} {'fps':>8} {'peak RSS MiB':>13}")
+        print(f"{'run':<32} {'time s':>8} {'fps':>8} {'peak RSS MiB':>13}")
         for k in runners:
-            print(f"{k:<16} {med[k]:>8.2f} {frames / med[k]:>8.1f} {rss[k]:>13.0f}")
-        print(f"ratio veil faces 640 fps / deface 640 fps: {med['deface 640'] / med['veil faces 640']:.2f}x")
-        print(f"ratio veil faces fps / deface 640 fps: {med['deface 640'] / med['veil faces']:.2f}x")
-        print(f"ratio veil fps / deface 640 fps:       {med['deface 640'] / med['veil']:.2f}x")
-        print(f"ratio veil fps / veil fp32 plates fps: {med['veil fp32 plates'] / med['veil']:.2f}x")
-        print(f"ratio veil int8 faces fps / deface 640 fps: {med['deface 640'] / med['veil int8 faces']:.2f}x")
-        if "deface default" in med:
-            print(f"ratio veil fps / deface default fps:   {med['deface default'] / med['veil']:.2f}x")
-            print(f"ratio veil int8 faces fps / deface default fps: "
-                  f"{med['deface default'] / med['veil int8 faces']:.2f}x")
-        print(f"ratio veil time / ffmpeg x264 time:    {med['veil'] / med['ffmpeg x264']:.2f}x")
-        print(f"ratio veil process / veil redact time: {med['veil process'] / med['veil']:.2f}x")
+            print(f"{k:<32} {med[k]:>8.2f} {frames / med[k]:>8.1f} {rss[k]:>13.0f}")
+        vs_deface = med["deface 640x360"] / med["veil"]
+        vs_x264 = med["veil"] / med["ffmpeg x264"]
+        print(f"ratio veil fps / deface 640x360 fps: {vs_deface:.2f}x (target >= 4: "
+              f"{'met' if vs_deface >= 4 else 'MISSED'})")
+        print(f"ratio veil time / ffmpeg x264 time:  {vs_x264:.2f}x (target <= 3: "
+              f"{'met' if vs_x264 <= 3 else 'MISSED'})")
+        print(f"ratio veil thorough time / veil time: {med['veil thorough'] / med['veil']:.2f}x")
+        if args.baseline:
+            print(f"ratio baseline veil time / veil time: {med['baseline veil'] / med['veil']:.2f}x")
     labelled = [c for c in clips if (data / "labels").is_dir() and data.resolve() in c.resolve().parents]
     if labelled:
         print("\n== recall on the labelled clips benchmarked above (pixel-based, veil eval) ==")
-        for name in ("veil", "veil_int8_faces", "deface_640", "deface_default"):
+        for name in ("veil", "veil_thorough", "deface_640x360"):
             d = out_root / name
             if not d.is_dir():
                 continue
-            r = subprocess.run([str(VEIL), "eval", "--data", str(data), "--redacted-dir", str(d)],
+            r = subprocess.run([str(veil), "eval", "--data", str(data), "--redacted-dir", str(d)],
                                capture_output=True, text=True)
             print(f"-- {name} --")
             print(r.stdout if r.returncode == 0 else r.stderr)

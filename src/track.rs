@@ -94,6 +94,21 @@ impl Track {
         }
     }
 
+    /// The track's size where it was seen whole: the largest width and height of its detected
+    /// boxes that keep `margin` pixels from every edge of a `w`x`h` frame.
+    pub fn full_size(&self, w: f32, h: f32, margin: f32) -> Option<(f32, f32)> {
+        self.dets
+            .iter()
+            .map(|d| d.1)
+            .filter(|b| {
+                b.x1 >= margin && b.y1 >= margin && b.x2 <= w - margin && b.y2 <= h - margin
+            })
+            .fold(None, |acc, b| {
+                let (aw, ah) = acc.unwrap_or((0.0, 0.0));
+                Some((aw.max(b.width()), ah.max(b.height())))
+            })
+    }
+
     pub fn max_score(&self) -> f32 {
         self.dets.iter().map(|d| d.2).fold(0.0, f32::max)
     }
@@ -136,12 +151,48 @@ impl Track {
     }
 }
 
+/// Boxes within this many pixels of the frame's edge are cut by it.
+pub const EDGE_MARGIN: f32 = 4.0;
+
+/// A box cut by the frame's edge (an object entering or leaving) completed to the object's
+/// `full` size: the detector boxes only the part it sees, off-centre and smaller, so the box
+/// grows inward from the edge it touches (and about its centre along an edge it does not
+/// touch) until it has the size the object had when seen whole. The result is clipped.
+pub fn complete_at_edge(b: &BBox, full: (f32, f32), w: f32, h: f32) -> BBox {
+    let grow = |lo: f32, hi: f32, size: f32, n: f32| -> (f32, f32) {
+        if hi - lo >= size {
+            return (lo, hi);
+        }
+        let (at_lo, at_hi) = (lo <= EDGE_MARGIN, hi >= n - EDGE_MARGIN);
+        match (at_lo, at_hi) {
+            (true, false) => (lo, lo + size),
+            (false, true) => (hi - size, hi),
+            _ => {
+                let c = (lo + hi) / 2.0;
+                (c - size / 2.0, c + size / 2.0)
+            }
+        }
+    };
+    let cut = b.x1 <= EDGE_MARGIN
+        || b.y1 <= EDGE_MARGIN
+        || b.x2 >= w - EDGE_MARGIN
+        || b.y2 >= h - EDGE_MARGIN;
+    if !cut {
+        return *b;
+    }
+    let (x1, x2) = grow(b.x1, b.x2, full.0, w);
+    let (y1, y2) = grow(b.y1, b.y2, full.1, h);
+    BBox::new(x1, y1, x2, y2).clip(w, h)
+}
+
 /// Links detections into tracks, one class at a time.
 #[derive(Debug, Default)]
 pub struct Tracker {
     cfg: TrackConfig,
     tracks: Vec<Track>,
     next_id: u32,
+    /// The frame size, once known: boxes cut by its edge are completed to their track's size.
+    frame: Option<(f32, f32)>,
 }
 
 impl Tracker {
@@ -150,7 +201,14 @@ impl Tracker {
             cfg,
             tracks: Vec::new(),
             next_id: 0,
+            frame: None,
         }
+    }
+
+    /// Tells the tracker the frame size (see [`complete_at_edge`]).
+    pub fn with_frame(mut self, w: f32, h: f32) -> Self {
+        self.frame = Some((w, h));
+        self
     }
 
     /// A tracker whose ids start at `first_id`, so two trackers (faces, plates) feeding one
@@ -236,14 +294,21 @@ impl Tracker {
     pub fn boxes_at(&self, frame: u64) -> Vec<(u32, Class, BBox)> {
         let mut out = Vec::new();
         for t in &self.tracks {
-            let filled = t.box_at(frame, &self.cfg);
+            let full = self
+                .frame
+                .and_then(|(w, h)| Some((w, h, t.full_size(w, h, EDGE_MARGIN)?)));
+            let complete = |b: BBox| match full {
+                Some((w, h, size)) => complete_at_edge(&b, size, w, h),
+                None => b,
+            };
+            let filled = t.box_at(frame, &self.cfg).map(complete);
             if let Some(b) = filled {
                 out.push((t.id, t.class, b));
             }
-            if let Some(f) = t.followed.get(&frame) {
+            if let Some(f) = t.followed.get(&frame).map(|f| complete(*f)) {
                 // Left out only when the other box already covers it.
-                if filled.map_or(true, |b| b.intersection(f) < 0.95 * f.area()) {
-                    out.push((t.id, t.class, *f));
+                if filled.map_or(true, |b| b.intersection(&f) < 0.95 * f.area()) {
+                    out.push((t.id, t.class, f));
                 }
             }
         }
@@ -392,6 +457,29 @@ mod tests {
         let mut t0 = tracks[0].clone();
         t0.followed.remove(&5);
         assert_eq!(t0.box_at(5, &cfg).unwrap().x1, 151.0);
+    }
+
+    #[test]
+    fn boxes_cut_by_the_edge_grow_inward_to_the_full_size() {
+        let full = (88.0, 120.0);
+        // Leaving on the right: the detector boxed a narrow, short part of the face.
+        let b = complete_at_edge(&BBox::new(609.0, 132.0, 639.0, 203.0), full, 640.0, 360.0);
+        assert_eq!(b, BBox::new(551.0, 107.5, 639.0, 227.5));
+        // Entering on the left.
+        let b = complete_at_edge(&BBox::new(0.0, 100.0, 30.0, 220.0), full, 640.0, 360.0);
+        assert_eq!(b, BBox::new(0.0, 100.0, 88.0, 220.0));
+        // A box inside the frame is left alone, a whole one too.
+        let inside = BBox::new(100.0, 100.0, 130.0, 150.0);
+        assert_eq!(complete_at_edge(&inside, full, 640.0, 360.0), inside);
+        let whole = BBox::new(0.0, 100.0, 90.0, 230.0);
+        assert_eq!(complete_at_edge(&whole, full, 640.0, 360.0), whole);
+
+        let mut t = Tracker::new(TrackConfig::default()).with_frame(640.0, 360.0);
+        t.update(0, Class::Face, &[face(615.0)]);
+        let mut edge = face(625.0);
+        edge.bbox = BBox::new(625.0, 10.0, 640.0, 30.0);
+        t.update(1, Class::Face, &[edge]);
+        assert_eq!(t.boxes_at(1)[0].2, BBox::new(620.0, 10.0, 640.0, 30.0));
     }
 
     #[test]

@@ -200,20 +200,37 @@ pub struct OptArgs {
     /// manifest (`veil models`), instead of the default one.
     #[arg(long)]
     pub plate_model: Option<PathBuf>,
-    /// Width faces are detected at on every frame.
-    #[arg(long, default_value_t = 640)]
-    pub detect_width: usize,
-    /// Width of the extra face pass for small faces, run on frames over 1.5x the detect width
-    /// (0 turns it off).
-    #[arg(long, default_value_t = 1280)]
-    pub hires_width: usize,
-    /// Run the extra face pass every N frames.
-    #[arg(long, default_value_t = 4)]
+    /// Every frame detected as today's full schedule does, for the most recall whatever the
+    /// cost: faces on every frame, the small-face pass every 4th, plates every 0.2 s on every
+    /// view and tile, turned (several times slower; see README "Speed").
+    #[arg(long)]
+    pub thorough: bool,
+    /// Long side of the picture faces are detected on.
+    #[arg(long, alias = "detect-width", default_value_t = 640)]
+    pub detect_size: usize,
+    /// Long side of the extra face pass for small faces, run on frames whose long side is over
+    /// 1.5x the detection size (0 turns it off).
+    #[arg(long, alias = "hires-width", default_value_t = 1280)]
+    pub hires_size: usize,
+    /// Full-frame face detection every N frames on a steady scene, more often as the camera
+    /// moves; between, faces are detected on crops around their tracks (0: every 0.2 s).
+    #[arg(long, default_value_t = 0)]
+    pub key_every: u32,
+    /// Run the extra face pass every N frames (0: every second; every 4 with --thorough).
+    #[arg(long, default_value_t = 0)]
     pub hires_every: u32,
-    /// Run the plate model every N frames; tracking covers the frames between
-    /// (0: every 0.2 s of footage).
+    /// Run the plate model every N frames on a steady scene, more often as the camera moves;
+    /// tracking covers the frames between (0: every 0.4 s; 0.2 s with --thorough).
     #[arg(long, default_value_t = 0)]
     pub plate_every: u32,
+    /// Plate samples between full turned passes; the others turn only around plate-like
+    /// candidates (0: every 3rd; every sample with --thorough).
+    #[arg(long, default_value_t = 0)]
+    pub plate_turns_every: u32,
+    /// Tiles of a large frame each plate sample looks at, in turn, besides those holding a
+    /// candidate (0: 3; all with --thorough).
+    #[arg(long, default_value_t = 0)]
+    pub plate_tiles: u32,
     /// Tile size for the extra plate pass on frames over 1.5x this size (0 turns it off).
     #[arg(long, default_value_t = 960)]
     pub plate_tile: usize,
@@ -273,9 +290,13 @@ impl OptArgs {
         let mut o = RedactOptions {
             thresh: self.thresh,
             plate_thresh: self.plate_thresh,
-            detect_width: self.detect_width,
-            hires_width: self.hires_width,
+            detect_size: self.detect_size,
+            hires_size: self.hires_size,
             hires_every: self.hires_every,
+            key_every: self.key_every,
+            plate_turns_every: self.plate_turns_every,
+            plate_tiles: self.plate_tiles,
+            thorough: self.thorough,
             plates: !self.no_plates,
             plate_every: self.plate_every,
             plate_tile: self.plate_tile,

@@ -122,6 +122,11 @@ pub fn redact_summary(s: &veil::RedactSummary, verbose: bool) {
             "veil: detect thread: faces {:.2} s, plates {:.2} s, following {:.2} s, redact {:.2} s, waiting for decode {:.2} s, for encode {:.2} s",
             t.face_detect_s, t.plate_detect_s, t.follow_s, t.redact_s, t.wait_decode_s, t.wait_encode_s
         );
+        let p = &s.passes;
+        eprintln!(
+            "veil: passes on {} frames: {} face keyframes, {} small-face passes, {} face crops, {} plate samples ({} turned everywhere, {} tiles)",
+            p.frames, p.keys, p.hires, p.crops, p.plate_samples, p.all_turns, p.plate_tiles
+        );
     }
     eprintln!(
         "veil: redacted {} frames ({} with redactions; {} face and {} plate tracks) in {:.1} s ({:.1} fps) -> {} (audit: {}{})",

@@ -166,3 +166,51 @@ pub fn luma(f: &frame::Video) -> Luma<'_> {
         height: f.height() as usize,
     }
 }
+
+/// A region of a planar 8-bit YUV frame (`x0, y0, x1, y1` in frame pixels) as packed RGB24
+/// of `ow`x`oh`, bilinear, with BT.601 coefficients (limited range, or full for `YUVJ*`).
+/// Used for the small face crops between keyframes, where a scaler context per crop size
+/// would cost more than the conversion.
+pub fn crop_rgb(f: &frame::Video, region: (f32, f32, f32, f32), ow: usize, oh: usize) -> Vec<u8> {
+    let (fw, fh) = (f.width() as usize, f.height() as usize);
+    let (sx, sy) = chroma_shift(f.format());
+    let full = matches!(f.format(), Pixel::YUVJ420P | Pixel::YUVJ444P);
+    let (x0, y0, x1, y1) = region;
+    let (ys, us, vs) = (f.stride(0), f.stride(1), f.stride(2));
+    let (yp, up, vp) = (f.data(0), f.data(1), f.data(2));
+    let (cw, ch) = (fw.div_ceil(1 << sx), fh.div_ceil(1 << sy));
+    let sample = |plane: &[u8], stride: usize, w: usize, h: usize, x: f32, y: f32| -> f32 {
+        let x = x.clamp(0.0, (w - 1) as f32);
+        let y = y.clamp(0.0, (h - 1) as f32);
+        let (xa, ya) = (x as usize, y as usize);
+        let (xb, yb) = ((xa + 1).min(w - 1), (ya + 1).min(h - 1));
+        let (fx, fy) = (x - xa as f32, y - ya as f32);
+        let at = |xx: usize, yy: usize| plane[yy * stride + xx] as f32;
+        let top = at(xa, ya) + (at(xb, ya) - at(xa, ya)) * fx;
+        let bot = at(xa, yb) + (at(xb, yb) - at(xa, yb)) * fx;
+        top + (bot - top) * fy
+    };
+    let (kx, ky) = ((x1 - x0) / ow.max(1) as f32, (y1 - y0) / oh.max(1) as f32);
+    let mut out = Vec::with_capacity(ow * oh * 3);
+    for oy in 0..oh {
+        let y = y0 + (oy as f32 + 0.5) * ky - 0.5;
+        let cy = (y + 0.5) / (1 << sy) as f32 - 0.5;
+        for ox in 0..ow {
+            let x = x0 + (ox as f32 + 0.5) * kx - 0.5;
+            let cx = (x + 0.5) / (1 << sx) as f32 - 0.5;
+            let l = sample(yp, ys, fw, fh, x, y);
+            let u = sample(up, us, cw, ch, cx, cy) - 128.0;
+            let v = sample(vp, vs, cw, ch, cx, cy) - 128.0;
+            let (l, k) = if full {
+                (l, 1.0)
+            } else {
+                ((l - 16.0) * 1.164, 1.138)
+            };
+            let r = l + 1.402 * k * v;
+            let g = l - 0.344 * k * u - 0.714 * k * v;
+            let b = l + 1.772 * k * u;
+            out.extend([r, g, b].map(|c| c.round().clamp(0.0, 255.0) as u8));
+        }
+    }
+    out
+}

@@ -13,7 +13,9 @@ use ffmpeg_next as ffmpeg;
 
 use crate::error::{Result, VeilError};
 
-pub use convert::{chroma_shift, luma, make_writable, working_format, FormatConverter, RgbScaler};
+pub use convert::{
+    chroma_shift, crop_rgb, luma, make_writable, working_format, FormatConverter, RgbScaler,
+};
 pub use gray::{decode_gray_frames, Gray};
 pub use still::{is_image, load_rgb, IMAGE_EXTS, MAX_IMAGE_PIXELS};
 pub use stream::{DamagePolicy, DecodeStatus, Decoder};

@@ -50,15 +50,20 @@ impl CenterFace {
         })
     }
 
-    /// Scales the frame to `target_width` (never up), keeping the aspect ratio. The tensor is
-    /// padded to multiples of 32 inside `detect`.
-    pub fn input_size(w: usize, h: usize, target_width: usize) -> (usize, usize) {
-        let tw = target_width.clamp(32, 8192);
-        if w <= tw {
+    /// Scales the frame so its long side is `target_long` (never up), keeping the aspect
+    /// ratio: a portrait 608x1080 phone frame is detected at 360x640, like a landscape one, not
+    /// at more pixels than a 720p frame. The tensor is padded to multiples of 32 in `detect`.
+    pub fn input_size(w: usize, h: usize, target_long: usize) -> (usize, usize) {
+        let t = target_long.clamp(32, 8192);
+        let long = w.max(h);
+        if long <= t {
             return (w.max(1), h.max(1));
         }
-        let s = tw as f64 / w as f64;
-        (tw, ((h as f64 * s).round() as usize).max(1))
+        let s = t as f64 / long as f64;
+        (
+            ((w as f64 * s).round() as usize).max(1),
+            ((h as f64 * s).round() as usize).max(1),
+        )
     }
 
     pub fn detect(&mut self, img: &Rgb, thresh: f32) -> Result<Vec<Detection>> {
@@ -189,5 +194,8 @@ mod tests {
         assert_eq!(CenterFace::input_size(320, 240, 640), (320, 240));
         assert_eq!(CenterFace::input_size(1280, 720, 640), (640, 360));
         assert_eq!(CenterFace::input_size(2560, 1920, 640), (640, 480));
+        // By the long side: portrait frames are not detected at more pixels than landscape.
+        assert_eq!(CenterFace::input_size(608, 1080, 640), (360, 640));
+        assert_eq!(CenterFace::input_size(1080, 1920, 1280), (720, 1280));
     }
 }

@@ -116,11 +116,11 @@ impl Detector {
         }
     }
 
-    /// The RGB size this detector wants for a frame of `w`x`h`, when run at `target_width`
-    /// (ignored by fixed-size models).
-    pub fn input_size(&self, w: usize, h: usize, target_width: usize) -> (usize, usize) {
+    /// The RGB size this detector wants for a frame of `w`x`h`, when run with `target_long`
+    /// pixels on the long side (ignored by fixed-size models).
+    pub fn input_size(&self, w: usize, h: usize, target_long: usize) -> (usize, usize) {
         match self {
-            Detector::CenterFace(_) => CenterFace::input_size(w, h, target_width),
+            Detector::CenterFace(_) => CenterFace::input_size(w, h, target_long),
             Detector::Yolo(d) => d.input_size(w, h),
         }
     }

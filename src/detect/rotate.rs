@@ -68,21 +68,50 @@ pub fn unrotate_box(b: &BBox, deg: f32, w: f32, h: f32) -> BBox {
     out.clip(w, h)
 }
 
-/// Runs `det` on `img` as it is and turned by each of `angles` (degrees; 0 is skipped, since
-/// the image itself is always run). Boxes are in `img` pixels.
-pub fn detect_turned(
-    det: &mut Detector,
-    img: &Rgb,
-    thresh: f32,
-    angles: &[f32],
-) -> Result<Vec<Detection>> {
-    let mut found = det.detect(img, thresh)?;
+/// One look a detector takes at a picture: turned by `angle` degrees (0: as it is), keeping
+/// boxes scoring at least `thresh`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Look {
+    pub angle: f32,
+    pub thresh: f32,
+}
+
+impl Look {
+    /// The picture as it is.
+    pub fn upright(thresh: f32) -> Look {
+        Look { angle: 0.0, thresh }
+    }
+
+    /// The picture as it is and turned by each of `angles`.
+    pub fn all(thresh: f32, angles: &[f32]) -> Vec<Look> {
+        std::iter::once(Look::upright(thresh))
+            .chain(Look::turned(thresh, angles))
+            .collect()
+    }
+
+    /// The picture turned by each of `angles` (not as it is).
+    pub fn turned(thresh: f32, angles: &[f32]) -> impl Iterator<Item = Look> + '_ {
+        angles
+            .iter()
+            .filter(|a| **a != 0.0)
+            .map(move |&angle| Look { angle, thresh })
+    }
+}
+
+/// Runs `det` on `img` for each look; boxes of the turned looks are mapped back as the
+/// upright box around the turned one. Boxes are in `img` pixels.
+pub fn detect_looks(det: &mut Detector, img: &Rgb, looks: &[Look]) -> Result<Vec<Detection>> {
     let (w, h) = (img.width as f32, img.height as f32);
-    for &a in angles.iter().filter(|a| **a != 0.0) {
-        let buf = rotate_rgb(img, a);
+    let mut found = Vec::new();
+    for l in looks {
+        if l.angle == 0.0 {
+            found.extend(det.detect(img, l.thresh)?);
+            continue;
+        }
+        let buf = rotate_rgb(img, l.angle);
         let turned = Rgb::new(img.width, img.height, img.width * 3, &buf)?;
-        for mut d in det.detect(&turned, thresh)? {
-            d.bbox = unrotate_box(&d.bbox, a, w, h);
+        for mut d in det.detect(&turned, l.thresh)? {
+            d.bbox = unrotate_box(&d.bbox, l.angle, w, h);
             if d.bbox.is_valid() {
                 found.push(d);
             }

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use ffmpeg_next::frame;
 use image::RgbImage;
 
+use super::rotate::{detect_looks, Look};
 use super::{nms, BBox, Detection, Detector, Rgb, YOLO_NMS_IOU};
 use crate::decode::RgbScaler;
 use crate::error::{Result, VeilError};
@@ -72,19 +73,31 @@ pub fn tile_grid(w: usize, h: usize, tile: usize) -> Vec<(usize, usize, usize, u
     out
 }
 
-/// Runs a detector over a decoded frame (`w`x`h` as stored) scaled for it at `target_width`,
+/// Runs a detector over a decoded frame (`w`x`h` as stored) scaled for it at `target_long`,
 /// turned upright by `turn` clockwise quarter turns so it sees faces and plates the way a
-/// viewer does, and turned by each of `angles`. `scaler` makes the scaled RGB picture (its
-/// buffer is used in place). Boxes come back in stored-frame pixels.
-#[allow(clippy::too_many_arguments)]
+/// viewer does, once per look. `scaler` makes the scaled RGB picture (its buffer is used in
+/// place). Boxes come back in stored-frame pixels.
 pub fn detect_frame(
     det: &mut Detector,
     f: &frame::Video,
-    target_width: usize,
-    thresh: f32,
+    target_long: usize,
     turn: u32,
-    angles: &[f32],
+    looks: &[Look],
     scaler: &mut RgbScaler,
+) -> Result<Vec<Detection>> {
+    detect_frame_with(det, f, target_long, turn, scaler, |det, img| {
+        detect_looks(det, img, looks)
+    })
+}
+
+/// [`detect_frame`] with the looks decided by `run`, which gets the scaled, upright picture.
+pub fn detect_frame_with(
+    det: &mut Detector,
+    f: &frame::Video,
+    target_long: usize,
+    turn: u32,
+    scaler: &mut RgbScaler,
+    run: impl FnOnce(&mut Detector, &Rgb) -> Result<Vec<Detection>>,
 ) -> Result<Vec<Detection>> {
     let (frame_w, frame_h) = (f.width() as usize, f.height() as usize);
     let turn = turn % 4;
@@ -94,7 +107,7 @@ pub fn detect_frame(
     } else {
         (frame_w, frame_h)
     };
-    let (w, h) = det.input_size(uw, uh, target_width);
+    let (w, h) = det.input_size(uw, uh, target_long);
     let (sw, sh) = if swap { (h, w) } else { (w, h) };
     let (buf, stride) = scaler.run(f, sw as u32, sh as u32)?;
     let (buf, stride) = if turn == 0 {
@@ -105,7 +118,7 @@ pub fn detect_frame(
     let img = Rgb::new(w, h, stride, &buf)?;
     let sx = uw as f32 / w as f32;
     let sy = uh as f32 / h as f32;
-    Ok(super::rotate::detect_turned(det, &img, thresh, angles)?
+    Ok(run(det, &img)?
         .into_iter()
         .map(|mut d| {
             let upright = d.bbox.map(sx, sy, 0.0, 0.0).clip(uw as f32, uh as f32);
@@ -116,16 +129,27 @@ pub fn detect_frame(
         .collect())
 }
 
-/// Runs a detector over an RGB picture resized for it at `target_width` (image crate,
-/// bilinear), and turned by each of `angles`; boxes come back in `src` pixels.
+/// Runs a detector over an RGB picture resized for it at `target_long` (image crate,
+/// bilinear), once per look; boxes come back in `src` pixels.
 pub fn detect_rgb(
     det: &mut Detector,
     src: &Rgb,
-    target_width: usize,
-    thresh: f32,
-    angles: &[f32],
+    target_long: usize,
+    looks: &[Look],
 ) -> Result<Vec<Detection>> {
-    let (dw, dh) = det.input_size(src.width, src.height, target_width);
+    detect_rgb_with(det, src, target_long, |det, img| {
+        detect_looks(det, img, looks)
+    })
+}
+
+/// [`detect_rgb`] with the looks decided by `run`, which gets the resized picture.
+pub fn detect_rgb_with(
+    det: &mut Detector,
+    src: &Rgb,
+    target_long: usize,
+    run: impl FnOnce(&mut Detector, &Rgb) -> Result<Vec<Detection>>,
+) -> Result<Vec<Detection>> {
+    let (dw, dh) = det.input_size(src.width, src.height, target_long);
     let mut packed = Vec::with_capacity(src.width * src.height * 3);
     for y in 0..src.height {
         packed.extend_from_slice(src.row(y));
@@ -145,12 +169,96 @@ pub fn detect_rgb(
     let img = Rgb::new(dw, dh, dw * 3, resized.as_raw())?;
     let sx = src.width as f32 / dw as f32;
     let sy = src.height as f32 / dh as f32;
-    Ok(super::rotate::detect_turned(det, &img, thresh, angles)?
+    Ok(run(det, &img)?
         .into_iter()
         .map(|mut d| {
             d.bbox = d.bbox.map(sx, sy, 0.0, 0.0);
             d
         })
+        .collect())
+}
+
+/// Plate candidates: boxes the plate model scores at least this (and under the threshold)
+/// are looked at again turned by the plate angles.
+pub const PLATE_CANDIDATE: f32 = 0.05;
+
+/// The plate model on one picture: upright, and turned by `angles` when `all_turns` is set or
+/// the upright look found a candidate (a plate-like box scoring [`PLATE_CANDIDATE`] or more but
+/// under `thresh`): a plate tilted by a rolling camera scores low upright. Returns the boxes
+/// scoring `thresh` or more (first), and the candidates (their scores are under `thresh`).
+pub fn plate_looks(
+    det: &mut Detector,
+    img: &Rgb,
+    thresh: f32,
+    angles: &[f32],
+    all_turns: bool,
+) -> Result<(Vec<Detection>, Vec<Detection>)> {
+    let low = PLATE_CANDIDATE.min(thresh);
+    let (mut found, candidates): (Vec<Detection>, Vec<Detection>) = det
+        .detect(img, low)?
+        .into_iter()
+        .partition(|d| d.score >= thresh);
+    if !angles.is_empty() && (all_turns || !candidates.is_empty()) {
+        let looks: Vec<Look> = Look::turned(thresh, angles).collect();
+        found.extend(detect_looks(det, img, &looks)?);
+    }
+    Ok((found, candidates))
+}
+
+/// The region a face crop looks at around a box, as a multiple of the box's long side.
+pub const CROP_REACH: f32 = 2.5;
+/// The long side a tracked face is scaled to in its crop (CenterFace finds faces of 16 to a
+/// few hundred pixels; small ones are scaled up, at most twice).
+const CROP_FACE_PX: f32 = 64.0;
+
+/// Runs a face detector on the region around `b` (frame pixels) of a decoded frame: a square
+/// of [`CROP_REACH`] times the box's long side, scaled so the box is about 64 pixels long,
+/// turned upright by `turn` quarter turns. Boxes come back in stored-frame pixels.
+pub fn detect_around(
+    det: &mut Detector,
+    f: &frame::Video,
+    b: &BBox,
+    turn: u32,
+    thresh: f32,
+) -> Result<Vec<Detection>> {
+    let (fw, fh) = (f.width() as f32, f.height() as f32);
+    let long = b.width().max(b.height()).max(8.0);
+    let side = (long * CROP_REACH).max(32.0);
+    let (cx, cy) = b.center();
+    // The square, moved inside the frame where it fits, else clipped.
+    let place = |c: f32, n: f32| {
+        let s = side.min(n);
+        let a = (c - s / 2.0).clamp(0.0, n - s);
+        (a, a + s)
+    };
+    let (x0, x1) = place(cx, fw);
+    let (y0, y1) = place(cy, fh);
+    let scale = (CROP_FACE_PX / long).clamp(0.25, 2.0);
+    let ow = (((x1 - x0) * scale).round() as usize).max(32);
+    let oh = (((y1 - y0) * scale).round() as usize).max(32);
+    let rgb = crate::decode::crop_rgb(f, (x0, y0, x1, y1), ow, oh);
+    let turn = turn % 4;
+    let (buf, uw, uh) = if turn == 0 {
+        (rgb, ow, oh)
+    } else {
+        let t = turn_quarters(&rgb, ow, oh, ow * 3, turn);
+        if turn % 2 == 1 {
+            (t, oh, ow)
+        } else {
+            (t, ow, oh)
+        }
+    };
+    let img = Rgb::new(uw, uh, uw * 3, &buf)?;
+    let (kx, ky) = ((x1 - x0) / ow as f32, (y1 - y0) / oh as f32);
+    Ok(det
+        .detect(&img, thresh)?
+        .into_iter()
+        .map(|mut d| {
+            let stored = unturn_box(&d.bbox, turn, ow as f32, oh as f32);
+            d.bbox = stored.map(kx, ky, x0, y0).clip(fw, fh);
+            d
+        })
+        .filter(|d| d.bbox.is_valid())
         .collect())
 }
 
@@ -160,20 +268,29 @@ pub fn needs_tiles(long: usize, tile: usize) -> bool {
     tile > 0 && 2 * long > 3 * tile
 }
 
-/// Adds the plates found on overlapping `tile`-pixel tiles of `full` (each at the model's
-/// size, turned by each of `angles`) to `found`, then merges everything into one box per
-/// plate across the whole picture, the tiles and the turned views.
+/// Adds the plates found on the tiles `which` of the overlapping `tile`-pixel tiles of
+/// `full` (each at the model's size; see [`plate_looks`]) to `found`, then merges everything
+/// into one box per plate across the whole picture, the tiles and the turned views.
 pub fn add_tile_plates(
     det: &mut Detector,
     full: &Rgb,
     tile: usize,
-    thresh: f32,
-    angles: &[f32],
+    which: impl Fn(usize) -> bool,
+    (thresh, angles, all_turns): (f32, &[f32], bool),
     mut found: Vec<Detection>,
 ) -> Result<Vec<Detection>> {
-    for (x, y, tw, th) in tile_grid(full.width, full.height, tile) {
+    for (i, (x, y, tw, th)) in tile_grid(full.width, full.height, tile)
+        .into_iter()
+        .enumerate()
+    {
+        if !which(i) {
+            continue;
+        }
         let view = full.crop(x, y, tw, th);
-        for mut d in detect_rgb(det, &view, 0, thresh, angles)? {
+        let plates = detect_rgb_with(det, &view, 0, |det, img| {
+            plate_looks(det, img, thresh, angles, all_turns).map(|p| p.0)
+        })?;
+        for mut d in plates {
             d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
             found.push(d);
         }

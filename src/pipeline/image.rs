@@ -9,7 +9,8 @@ use image::{ImageFormat, RgbImage};
 use super::RedactSummary;
 use crate::audit::{self, JobRecord, TrackLog};
 use crate::decode::load_rgb;
-use crate::detect::views::{add_tile_plates, detect_rgb};
+use crate::detect::rotate::Look;
+use crate::detect::views::{add_tile_plates, detect_rgb, detect_rgb_with, plate_looks};
 use crate::detect::{nms, Class, Detection, Detectors, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU};
 use crate::error::{InvalidSetting, Result, VeilError};
 use crate::fsutil::{temp_path_for, TempGuard};
@@ -27,21 +28,30 @@ pub fn detect_image(
     let (w, h) = (img.width() as usize, img.height() as usize);
     let full = Rgb::new(w, h, w * 3, img.as_raw())?;
     let mut found = Vec::new();
-    let mut widths = vec![opts.detect_width, opts.detect_width * 2, w.min(4096)];
+    let mut widths = vec![opts.detect_size, opts.detect_size * 2, w.max(h).min(4096)];
     widths.sort_unstable();
     widths.dedup();
     for tw in widths {
-        found.extend(detect_rgb(&mut dets.face, &full, tw, opts.thresh, &[])?);
+        found.extend(detect_rgb(
+            &mut dets.face,
+            &full,
+            tw,
+            &[Look::upright(opts.thresh)],
+        )?);
     }
     let mut found = nms(found, CENTERFACE_NMS_IOU);
     if let Some(pd) = dets.plate.as_mut() {
         let angles = opts.plate_angles();
-        let plates = detect_rgb(pd, &full, 0, opts.plate_thresh, &angles)?;
+        // Stills are looked at turned everywhere: speed matters less than for video.
+        let looks = (opts.plate_thresh, angles.as_slice(), true);
+        let plates = detect_rgb_with(pd, &full, 0, |det, img| {
+            plate_looks(det, img, looks.0, looks.1, looks.2).map(|p| p.0)
+        })?;
         // Stills get the model's native scale (640-pixel tiles), as speed matters less than
         // for video.
         let tile = opts.plate_tile.min(640);
         let plates = if tile > 0 && w.max(h) > tile {
-            add_tile_plates(pd, &full, tile, opts.plate_thresh, &angles, plates)?
+            add_tile_plates(pd, &full, tile, |_| true, looks, plates)?
         } else {
             nms(plates, YOLO_NMS_IOU)
         };
@@ -123,7 +133,7 @@ pub fn redact_image(
     }
     let tracks = log.into_records();
     let face_tracks = tracks.iter().filter(|t| t.class == Class::Face).count();
-    let settings = opts.resolve(1.0, job);
+    let settings = opts.resolve(1.0, (img.width() as usize, img.height() as usize), job);
     let audit_path = audit::write_audit(JobRecord {
         input,
         output,
@@ -152,5 +162,6 @@ pub fn redact_image(
         seconds,
         fps: 1.0 / seconds.max(1e-9),
         timing: Default::default(),
+        passes: Default::default(),
     })
 }

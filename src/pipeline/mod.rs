@@ -3,6 +3,7 @@
 //! detection that could touch it is known. Stills take the image path (`image`).
 
 mod image;
+mod passes;
 mod record;
 mod stage;
 mod threads;
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 pub use image::redact_image;
-pub use record::{RedactSummary, StageTiming};
+pub use record::{PassCounts, RedactSummary, StageTiming};
 pub use stage::{next_pts, BoxSource};
 pub use threads::queue_len;
 
@@ -67,7 +68,7 @@ pub fn redact_video(
     let (w, h) = (info.width as usize, info.height as usize);
     let low_memory = LowMemoryGuard::new(is_large_frame(w, h));
     dets.set_low_memory(low_memory.is_on())?;
-    let ropts = opts.resolve(info.fps(), job);
+    let ropts = opts.resolve(info.fps(), (w, h), job);
     let work_fmt = working_format(input.decoder.format(), info.width, info.height);
     let tb = f64::from(input.time_base());
     let default_dur = input.frame_ticks();
@@ -118,6 +119,7 @@ pub fn redact_video(
         tb,
         turn: upright_turns(info.rotation),
         default_dur,
+        fps: info.fps(),
     };
     let frames_hint = info.frames_hint;
     let make_stage = |enc| {
@@ -174,5 +176,6 @@ pub fn redact_video(
         seconds,
         fps: frames.frames_out as f64 / seconds.max(1e-9),
         timing: frames.timing,
+        passes: frames.counts,
     })
 }

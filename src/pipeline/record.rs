@@ -28,6 +28,26 @@ pub struct RedactSummary {
     pub fps: f64,
     /// Seconds spent in each stage on the detect thread.
     pub timing: StageTiming,
+    /// How often each detector pass ran.
+    pub passes: PassCounts,
+}
+
+/// How often each detector pass ran (see `schedule`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PassCounts {
+    /// Frames the scheduler planned (all frames, unless boxes were replayed).
+    pub frames: u64,
+    /// Full-frame face passes.
+    pub keys: u64,
+    /// Small-face passes.
+    pub hires: u64,
+    /// Face crops looked at between keyframes.
+    pub crops: u64,
+    pub plate_samples: u64,
+    /// Plate samples whose turned looks covered the whole frame.
+    pub all_turns: u64,
+    /// Tiles the plate model looked at.
+    pub plate_tiles: u64,
 }
 
 /// Where the detect thread's time went.

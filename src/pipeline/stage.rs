@@ -9,11 +9,10 @@ use std::time::Instant;
 use ffmpeg::{frame, Packet};
 use ffmpeg_next as ffmpeg;
 
-use super::{StageTiming, PLATE_FIRST_ID};
+use super::{passes, PassCounts, StageTiming, PLATE_FIRST_ID};
 use crate::audit::{DamagedSpan, TrackLog, TrackRecord};
 use crate::decode::{luma, RgbScaler};
-use crate::detect::views::{add_tile_plates, detect_frame, needs_tiles};
-use crate::detect::{nms, BBox, Class, Detectors, Rgb, CENTERFACE_NMS_IOU};
+use crate::detect::{BBox, Class, Detectors};
 use crate::error::{Result, Stage, VeilError};
 use crate::highlights::Analyzer;
 use crate::job::Job;
@@ -21,6 +20,7 @@ use crate::motion::FrameMotion;
 use crate::options::ResolvedOptions;
 use crate::progress::ProgressFn;
 use crate::rerender::FrameBoxes;
+use crate::schedule::Scheduler;
 use crate::track::Tracker;
 
 /// What the decode thread sends.
@@ -72,6 +72,7 @@ pub(super) struct StageResult {
     pub fixups: u64,
     pub tracks: Vec<TrackRecord>,
     pub timing: StageTiming,
+    pub counts: PassCounts,
     pub thumbs: HashMap<u32, Vec<String>>,
 }
 
@@ -107,6 +108,14 @@ pub(super) struct DetectStage<'a> {
     shifts: VecDeque<(u64, (f32, f32))>,
     window: VecDeque<Pending>,
     lookahead: usize,
+    scheduler: Scheduler,
+    /// A face track was lost on the last frame (the next one is a keyframe).
+    lost: bool,
+    last_key: Option<u64>,
+    last_plate: Option<u64>,
+    /// The next tile a plate sample looks at in turn.
+    tile_next: usize,
+    counts: PassCounts,
     next_index: u64,
     last_pts: Option<i64>,
     last_dur: i64,
@@ -124,6 +133,7 @@ pub(super) struct Geometry {
     pub turn: u32,
     /// One frame's duration in time-base ticks (for frames without a timestamp).
     pub default_dur: i64,
+    pub fps: f64,
 }
 
 impl<'a> DetectStage<'a> {
@@ -134,8 +144,9 @@ impl<'a> DetectStage<'a> {
         job: &'a Job,
         geo: Geometry,
     ) -> Self {
-        let faces = Tracker::new(opts.opts.track);
-        let plates = Tracker::with_first_id(opts.plate_track, PLATE_FIRST_ID);
+        let (fw, fh) = (geo.w as f32, geo.h as f32);
+        let faces = Tracker::new(opts.opts.track).with_frame(fw, fh);
+        let plates = Tracker::with_first_id(opts.plate_track, PLATE_FIRST_ID).with_frame(fw, fh);
         let lookahead = {
             let (f, p) = (faces.config(), plates.config());
             [
@@ -143,6 +154,8 @@ impl<'a> DetectStage<'a> {
                 f.extend_before,
                 p.max_gap + 1,
                 p.extend_before,
+                // A face first detected on a keyframe is followed back to the keyframe before.
+                opts.cadence.key + 1,
             ]
             .into_iter()
             .max()
@@ -172,6 +185,12 @@ impl<'a> DetectStage<'a> {
             shifts: VecDeque::new(),
             window: VecDeque::new(),
             lookahead,
+            scheduler: Scheduler::new(opts.cadence, geo.fps),
+            lost: false,
+            last_key: None,
+            last_plate: None,
+            tile_next: 0,
+            counts: PassCounts::default(),
             next_index: 0,
             last_pts: None,
             last_dur: geo.default_dur,
@@ -259,7 +278,7 @@ impl<'a> DetectStage<'a> {
         }
         self.record_shift(index, &motion);
         self.follow_forward(index, &f);
-        if let Err(e) = self.detect(&f, index) {
+        if let Err(e) = self.detect(&f, index, &motion) {
             return Err(at(e, Stage::Detect));
         }
         self.follow_back(index, &f, self.window.len());
@@ -287,18 +306,23 @@ impl<'a> DetectStage<'a> {
 
     /// The end of the stream: the last frame's plate pass, then every frame left.
     fn finish(mut self) -> Result<StageResult> {
-        // The plate model must also see the last frame, so no plate goes unseen at the end.
-        let last = self
-            .window
-            .back()
-            .map(|b| (b.index, b.pts))
-            .filter(|(i, _)| i % self.opts.opts.plate_every as u64 != 0);
-        if let Some((index, pts)) = last {
-            if let BoxSource::Detect(_) = self.source {
+        // The detectors must also see the last frame, so nothing that appeared after the last
+        // keyframe or plate sample goes unseen at the end.
+        let last = self.window.back().map(|b| (b.index, b.pts));
+        if let (Some((index, pts)), BoxSource::Detect(_)) = (last, &self.source) {
+            let faces = self.last_key != Some(index);
+            let plates = self.opts.cadence.plate > 0 && self.last_plate != Some(index);
+            if faces || plates {
                 let back = self.window.pop_back().expect("window has a last frame");
-                let res = self.detect_plates(&back.frame, index);
+                let mut res = Ok(());
+                if faces {
+                    res = self.detect_faces(&back.frame, index, false);
+                }
+                if plates && res.is_ok() {
+                    res = self.detect_plates(&back.frame, index, true, false);
+                }
                 let n = self.window.len();
-                // New plate tracks there are followed back into the frames before it.
+                // New tracks there are followed back into the frames before it.
                 self.follow_back(index, &back.frame, n);
                 self.window.push_back(back);
                 res.map_err(|e| e.at_frame(index, self.when(pts), Stage::Detect))?;
@@ -329,6 +353,7 @@ impl<'a> DetectStage<'a> {
                 .map(|(id, (_, v))| (id, v))
                 .collect(),
             timing: self.timing,
+            counts: self.counts,
         })
     }
 
@@ -376,82 +401,141 @@ impl<'a> DetectStage<'a> {
         Ok(())
     }
 
-    /// Runs the face passes on a frame, and the plate passes when it is a plate sample.
-    fn detect(&mut self, f: &frame::Video, index: u64) -> Result<()> {
+    /// Runs the passes the scheduler asks for on frame `index`.
+    fn detect(&mut self, f: &frame::Video, index: u64, motion: &FrameMotion) -> Result<()> {
         if let BoxSource::Replay(_) = self.source {
             return Ok(());
         }
-        self.detect_faces(f, index)?;
-        if index % self.opts.opts.plate_every as u64 == 0 {
-            self.detect_plates(f, index)?;
+        let p = self.scheduler.plan(motion, self.lost);
+        tracing::trace!(
+            index,
+            key = p.key,
+            crops = p.crops,
+            plates = p.plates,
+            lost = self.lost,
+            speed = motion.dx.hypot(motion.dy),
+            conf = motion.confidence,
+            diff = motion.diff,
+            "plan"
+        );
+        self.counts.frames += 1;
+        if p.key {
+            self.detect_faces(f, index, p.hires)?;
+        } else if p.crops {
+            self.detect_face_crops(f, index)?;
+        } else {
+            self.faces.update(index, Class::Face, &[]);
+        }
+        // A face track seen on the frame before and found neither by following nor by a
+        // detection here is lost: the next frame is a keyframe.
+        self.lost = self
+            .faces
+            .tracks_mut()
+            .iter()
+            .any(|t| index > 0 && t.seen_at(index - 1).is_some() && t.seen_at(index).is_none());
+        if p.plates {
+            self.detect_plates(f, index, p.all_turns, p.new_scene)?;
         }
         Ok(())
     }
 
-    fn detect_faces(&mut self, f: &frame::Video, index: u64) -> Result<()> {
+    /// The full-frame face passes (a keyframe).
+    fn detect_faces(&mut self, f: &frame::Video, index: u64, hires: bool) -> Result<()> {
         let BoxSource::Detect(dets) = &mut self.source else {
             return Ok(());
         };
-        let o = &self.opts.opts;
         let t0 = Instant::now();
-        let scaler = &mut self.scaler;
-        let mut found = detect_frame(
+        let found = passes::faces_full(
             &mut dets.face,
             f,
-            o.detect_width,
-            o.thresh,
+            &self.opts.opts,
             self.turn,
-            &[],
-            scaler,
+            hires,
+            &mut self.scaler,
         )?;
-        if o.hires_width > o.detect_width
-            && 2 * self.w > 3 * o.detect_width
-            && index % o.hires_every as u64 == 0
-        {
-            found.extend(detect_frame(
-                &mut dets.face,
-                f,
-                o.hires_width,
-                o.thresh,
-                self.turn,
-                &[],
-                scaler,
-            )?);
-            found = nms(found, CENTERFACE_NMS_IOU);
-        }
         self.faces.update(index, Class::Face, &found);
+        self.last_key = Some(index);
+        self.counts.keys += 1;
+        self.counts.hires += hires as u64;
+        self.timing.face_detect_s += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Faces on crops around where each live face track is on this frame: its followed box,
+    /// or its box on the frame before moved with the camera.
+    fn detect_face_crops(&mut self, f: &frame::Video, index: u64) -> Result<()> {
+        let BoxSource::Detect(dets) = &mut self.source else {
+            return Ok(());
+        };
+        let hint = self
+            .shifts
+            .iter()
+            .rev()
+            .find(|s| s.0 == index)
+            .map(|s| s.1)
+            .unwrap_or((0.0, 0.0));
+        let boxes: Vec<BBox> = self
+            .faces
+            .tracks_mut()
+            .iter()
+            .filter_map(|t| {
+                t.seen_at(index).or_else(|| {
+                    t.seen_at(index.checked_sub(1)?)
+                        .map(|b| b.map(1.0, 1.0, hint.0, hint.1))
+                })
+            })
+            .collect();
+        let t0 = Instant::now();
+        let found = if boxes.is_empty() {
+            Vec::new()
+        } else {
+            passes::faces_around(&mut dets.face, f, &boxes, self.turn, self.opts.opts.thresh)?
+        };
+        self.faces.update(index, Class::Face, &found);
+        self.counts.crops += boxes.len() as u64;
         self.timing.face_detect_s += t0.elapsed().as_secs_f64();
         Ok(())
     }
 
     /// The plate model on the whole frame, plus overlapping tiles on large frames.
-    fn detect_plates(&mut self, f: &frame::Video, index: u64) -> Result<()> {
+    fn detect_plates(
+        &mut self,
+        f: &frame::Video,
+        index: u64,
+        all_turns: bool,
+        all_tiles: bool,
+    ) -> Result<()> {
         let BoxSource::Detect(dets) = &mut self.source else {
             return Ok(());
         };
         let Some(pd) = dets.plate.as_mut() else {
             return Ok(());
         };
-        let o = &self.opts.opts;
         let t0 = Instant::now();
-        let angles = o.plate_angles();
-        let mut found = detect_frame(
+        let per_sample = self.opts.opts.plate_tiles as usize;
+        let tiles = if per_sample == 0 || all_tiles {
+            passes::Tiles::All
+        } else {
+            passes::Tiles::Some {
+                start: self.tile_next,
+                count: per_sample,
+            }
+        };
+        let (found, looked) = passes::plates(
             pd,
             f,
-            0,
-            o.plate_thresh,
+            &self.opts.opts,
             self.turn,
-            &angles,
+            all_turns,
+            tiles,
             &mut self.scaler,
         )?;
-        if needs_tiles(self.w.max(self.h), o.plate_tile) {
-            let (buf, stride) = self.scaler.run(f, self.w as u32, self.h as u32)?;
-            let full = Rgb::new(self.w, self.h, stride, buf)?;
-            found = add_tile_plates(pd, &full, o.plate_tile, o.plate_thresh, &angles, found)?;
-        } else {
-            found = nms(found, crate::detect::YOLO_NMS_IOU);
-        }
+        self.tile_next += per_sample;
         self.plates.update(index, Class::Plate, &found);
+        self.last_plate = Some(index);
+        self.counts.plate_samples += 1;
+        self.counts.plate_tiles += looked as u64;
+        self.counts.all_turns += all_turns as u64;
         self.timing.plate_detect_s += t0.elapsed().as_secs_f64();
         Ok(())
     }
@@ -528,17 +612,46 @@ impl<'a> DetectStage<'a> {
                 }
                 let mut next_l = luma(cur);
                 let mut b = t.dets[0].1;
+                // The box's last step back, once following has made one.
+                let mut step: Option<(f32, f32)> = None;
+                let (fw, fh) = (self.w as f32, self.h as f32);
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
                     if p.index + max < index {
                         break;
                     }
                     let pl = luma(&p.frame);
-                    let Some((nb, _)) = crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) else {
-                        break;
-                    };
-                    t.followed.insert(p.index, nb);
-                    b = nb;
-                    next_l = pl;
+                    match crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) {
+                        Some((nb, _)) => {
+                            step = Some((nb.x1 - b.x1, nb.y1 - b.y1));
+                            t.followed.insert(p.index, nb);
+                            b = nb;
+                            next_l = pl;
+                        }
+                        // An object that entered the frame: following stops once most of its
+                        // box is outside, so the box goes on along its last step until it has
+                        // left the frame, covering the part that was already in view.
+                        None => match step {
+                            Some((dx, dy)) if edge_bound(&b, (dx, dy), fw, fh) => {
+                                b = b.map(1.0, 1.0, dx, dy);
+                                if b.clip(fw, fh).area() <= 0.0 {
+                                    break;
+                                }
+                                t.followed.insert(p.index, b);
+                            }
+                            // Otherwise the box is carried back with the camera alone (blur or a
+                            // turn defeats the appearance match; the camera's motion still
+                            // places the object), as far as following would go.
+                            _ => {
+                                b = b.map(1.0, 1.0, -sx, -sy);
+                                if b.clip(fw, fh).area() <= 0.0 {
+                                    break;
+                                }
+                                t.followed.insert(p.index, b);
+                                // The appearance match is tried again from there.
+                                next_l = pl;
+                            }
+                        },
+                    }
                 }
             }
         }
@@ -596,6 +709,15 @@ impl<'a> DetectStage<'a> {
     }
 }
 
+/// Whether a box moving by `step` a frame is heading out of the `w`x`h` frame and is already
+/// near its edge (within two steps), so following it further is bound to fail.
+fn edge_bound(b: &BBox, (dx, dy): (f32, f32), w: f32, h: f32) -> bool {
+    let near = |lo: f32, hi: f32, d: f32, n: f32| {
+        (d < 0.0 && lo + 2.0 * d < 0.0) || (d > 0.0 && hi + 2.0 * d > n)
+    };
+    near(b.x1, b.x2, dx, w) || near(b.y1, b.y2, dy, h)
+}
+
 /// The timestamp a frame is encoded with: its own when it is later than the previous one;
 /// one duration after the previous when it has none; one tick after the previous when it does
 /// not increase (an encoder needs strictly increasing timestamps). Returns whether it was moved.
@@ -611,6 +733,25 @@ pub fn next_pts(raw: Option<i64>, prev: Option<i64>, last_dur: i64) -> (i64, boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_boxes_heading_out_near_an_edge_are_carried_on() {
+        let b = BBox::new(10.0, 100.0, 110.0, 200.0);
+        assert!(edge_bound(&b, (-20.0, 0.0), 640.0, 480.0));
+        assert!(!edge_bound(&b, (20.0, 0.0), 640.0, 480.0));
+        assert!(!edge_bound(
+            &BBox::new(300.0, 100.0, 400.0, 200.0),
+            (-20.0, 0.0),
+            640.0,
+            480.0
+        ));
+        assert!(edge_bound(
+            &BBox::new(300.0, 400.0, 400.0, 470.0),
+            (0.0, 10.0),
+            640.0,
+            480.0
+        ));
+    }
 
     proptest::proptest! {
         /// Encoded timestamps always increase, and equal the input's whenever it increases.

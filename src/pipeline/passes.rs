@@ -1,0 +1,140 @@
+//! The detectors' passes over a video frame, as the scheduler asks for them: faces on the
+//! whole frame (and the small-face pass), faces on crops around tracks, and plates on the
+//! whole frame and on tiles.
+
+use ffmpeg_next::frame;
+
+use crate::decode::RgbScaler;
+use crate::detect::rotate::Look;
+use crate::detect::views::{
+    add_tile_plates, detect_around, detect_frame, detect_frame_with, needs_tiles, plate_looks,
+    tile_grid,
+};
+use crate::detect::{nms, BBox, Detection, Detector, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU};
+use crate::error::Result;
+use crate::options::RedactOptions;
+
+/// Faces on the whole frame at the detection size, and with `hires` also at the small-face
+/// size (on frames whose long side is over 1.5x the detection size).
+pub fn faces_full(
+    det: &mut Detector,
+    f: &frame::Video,
+    o: &RedactOptions,
+    turn: u32,
+    hires: bool,
+    scaler: &mut RgbScaler,
+) -> Result<Vec<Detection>> {
+    let looks = [Look::upright(o.thresh)];
+    let mut found = detect_frame(det, f, o.detect_size, turn, &looks, scaler)?;
+    let long = f.width().max(f.height()) as usize;
+    if hires && o.hires_size > o.detect_size && 2 * long > 3 * o.detect_size {
+        found.extend(detect_frame(det, f, o.hires_size, turn, &looks, scaler)?);
+        found = nms(found, CENTERFACE_NMS_IOU);
+    }
+    Ok(found)
+}
+
+/// Faces on crops around `boxes` (where tracks are expected on this frame), merged.
+pub fn faces_around(
+    det: &mut Detector,
+    f: &frame::Video,
+    boxes: &[BBox],
+    turn: u32,
+    thresh: f32,
+) -> Result<Vec<Detection>> {
+    let mut found = Vec::new();
+    for b in boxes {
+        found.extend(detect_around(det, f, b, turn, thresh)?);
+    }
+    Ok(nms(found, CENTERFACE_NMS_IOU))
+}
+
+/// Which tiles of a large frame a plate sample looks at.
+pub enum Tiles {
+    All,
+    /// `count` tiles from `start` in turn, plus those holding a candidate of the whole-frame
+    /// look.
+    Some {
+        start: usize,
+        count: usize,
+    },
+}
+
+/// Plates on the whole frame (upright, turned where `all_turns` says or candidates are) and
+/// on overlapping tiles of large frames. Returns the plates and the number of tiles looked at.
+pub fn plates(
+    det: &mut Detector,
+    f: &frame::Video,
+    o: &RedactOptions,
+    turn: u32,
+    all_turns: bool,
+    tiles: Tiles,
+    scaler: &mut RgbScaler,
+) -> Result<(Vec<Detection>, usize)> {
+    let angles = o.plate_angles();
+    let thresh = o.plate_thresh;
+    let whole = detect_frame_with(det, f, 0, turn, scaler, |det, img| {
+        let (mut found, candidates) = plate_looks(det, img, thresh, &angles, all_turns)?;
+        found.extend(candidates);
+        Ok(found)
+    })?;
+    let (found, candidates): (Vec<Detection>, Vec<Detection>) =
+        whole.into_iter().partition(|d| d.score >= thresh);
+    let (w, h) = (f.width() as usize, f.height() as usize);
+    if !needs_tiles(w.max(h), o.plate_tile) {
+        return Ok((nms(found, YOLO_NMS_IOU), 0));
+    }
+    let grid = tile_grid(w, h, o.plate_tile);
+    let chosen: Vec<bool> = (0..grid.len())
+        .map(|i| match tiles {
+            Tiles::All => true,
+            Tiles::Some { start, count } => {
+                let (x, y, tw, th) = grid[i];
+                in_turn(i, grid.len(), start, count)
+                    || candidates.iter().any(|c| {
+                        let (cx, cy) = c.bbox.center();
+                        cx >= x as f32
+                            && cx < (x + tw) as f32
+                            && cy >= y as f32
+                            && cy < (y + th) as f32
+                    })
+            }
+        })
+        .collect();
+    let looked = chosen.iter().filter(|c| **c).count();
+    let (buf, stride) = scaler.run(f, w as u32, h as u32)?;
+    let full = Rgb::new(w, h, stride, buf)?;
+    let found = add_tile_plates(
+        det,
+        &full,
+        o.plate_tile,
+        |i| chosen[i],
+        (thresh, &angles, all_turns),
+        found,
+    )?;
+    Ok((found, looked))
+}
+
+/// Whether tile `i` of `n` is among the `count` tiles from `start` (wrapping round).
+fn in_turn(i: usize, n: usize, start: usize, count: usize) -> bool {
+    (i + n - start % n) % n < count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_taken_in_turn_visit_every_tile() {
+        // 12 tiles, 3 a sample: 4 samples see every tile once, 8 samples twice.
+        for (n, samples, times) in [(12, 4, 1), (12, 8, 2), (6, 2, 1), (4, 4, 3)] {
+            let mut seen = vec![0; n];
+            for s in 0..samples {
+                for (i, c) in seen.iter_mut().enumerate() {
+                    *c += in_turn(i, n, s * 3, 3) as usize;
+                }
+            }
+            assert!(seen.iter().all(|&c| c == times), "{n}: {seen:?}");
+        }
+    }
+}

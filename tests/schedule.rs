@@ -1,0 +1,149 @@
+//! The detection schedule: faces are detected on keyframes and on crops around their tracks,
+//! so a face that enters between two keyframes must still be covered from its first visible
+//! frame (look-ahead window, backward following, and the box carried along its motion to the
+//! edge), and one that leaves must stay covered until it is gone.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where the face is in `fixtures/astronaut.png` (512x512): the sprite cut around it, and the
+/// face box inside the sprite.
+const SPRITE: (i64, i64, i64, i64) = (160, 40, 130, 160);
+const FACE_IN_SPRITE: (i64, i64, i64, i64) = (22, 18, 88, 120);
+const W: i64 = 640;
+const H: i64 = 360;
+const Y: i64 = 100;
+
+/// A 640x360 30 fps clip of `frames` frames: the astronaut's face crossing a still background
+/// of coarse random texture (so the camera reads as still and keyframes are 6 frames apart) at
+/// `speed` px/frame (negative: right to left), starting at `x0`.
+fn crossing_clip(dir: &Path, name: &str, frames: u32, x0: i64, speed: i64) -> PathBuf {
+    let out = dir.join(name);
+    let bg = dir.join("background.png");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("color=gray:s={}x{}", W / 4, H / 4))
+        .args([
+            "-vf",
+            &format!("noise=alls=100:allf=u,scale={W}:{H}:flags=bilinear"),
+        ])
+        .args(["-frames:v", "1"])
+        .arg(&bg)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg could not make the background");
+    let (sx, sy, sw, sh) = SPRITE;
+    let filter = format!(
+        "[1:v]crop={sw}:{sh}:{sx}:{sy}[s];[0:v][s]overlay=x='{x0}+({speed})*n':y={Y}:eval=frame,format=yuv420p[v]"
+    );
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-loop", "1", "-framerate", "30", "-i"])
+        .arg(&bg)
+        .arg("-i")
+        .arg(fixture("astronaut.png"))
+        .args(["-filter_complex", &filter, "-map", "[v]"])
+        .args(["-frames:v", &frames.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "12"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg could not make {name}");
+    out
+}
+
+/// The face box on frame `i`, clipped to the frame, and the share of the face in view.
+fn face_at(i: i64, x0: i64, speed: i64) -> ([i64; 4], f64) {
+    let (fx, fy, fw, fh) = FACE_IN_SPRITE;
+    let x1 = x0 + speed * i + fx;
+    let y1 = Y + fy;
+    let (cx1, cx2) = (x1.max(0), (x1 + fw).min(W));
+    let visible = (cx2 - cx1).max(0) as f64 / fw as f64;
+    ([cx1, y1, (cx2 - cx1).max(0), fh], visible)
+}
+
+/// Frames where at least a quarter of the face is in view but its visible part is not
+/// redacted (the fine detail inside it kept more than half of the original's).
+fn leaks(input: &Path, output: &Path, frames: u32, x0: i64, speed: i64) -> Vec<(i64, f64, f64)> {
+    let all: BTreeSet<u64> = (0..frames as u64).collect();
+    let orig = veil::decode::decode_gray_frames(input, &all).unwrap();
+    let out = veil::decode::decode_gray_frames(output, &all).unwrap();
+    let mut leaks = Vec::new();
+    for i in 0..frames as i64 {
+        let (b, visible) = face_at(i, x0, speed);
+        if visible < 0.25 {
+            continue;
+        }
+        let r = veil::eval::detail_ratio(&orig[&(i as u64)], &out[&(i as u64)], b);
+        if r >= veil::eval::REDACTED_DETAIL_RATIO {
+            leaks.push((i, visible, r));
+        }
+    }
+    leaks
+}
+
+fn redact(input: &Path, out: &Path, extra: &[&str]) -> String {
+    let o = run(veil()
+        .args(["redact", "--no-plates", "-v"])
+        .args(extra)
+        .arg(input)
+        .arg("-o")
+        .arg(out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o)
+}
+
+#[test]
+fn a_fast_face_entering_between_keyframes_is_covered_on_every_frame() {
+    let d = tempdir();
+    // 36 px a frame (a face crossing the picture in 0.6 s), from fully outside on the left: a
+    // quarter of the face is in view from frame 2, all of it from frame 3, and on the next
+    // keyframe (frame 6: keyframes fall every 6 frames on this still scene) it is 110 px in.
+    let (frames, x0, speed) = (24, -130, 36);
+    let clip = crossing_clip(d.path(), "enter.mp4", frames, x0, speed);
+    let out = d.path().join("enter.out.mp4");
+    redact(&clip, &out, &[]);
+    let l = leaks(&clip, &out, frames, x0, speed);
+    assert!(
+        l.is_empty(),
+        "face visible on (frame, share in view, detail ratio) {l:?}"
+    );
+    // The face entered between keyframes: without following back from its first detection,
+    // the frames before it leak. (If they did not, this test would not test the schedule.)
+    let bare = d.path().join("enter.nofollow.mp4");
+    redact(&clip, &bare, &["--follow", "0"]);
+    let l = leaks(&clip, &bare, frames, x0, speed);
+    assert!(
+        !l.is_empty(),
+        "the entry was on a keyframe: the test no longer tests the schedule"
+    );
+}
+
+#[test]
+fn a_fast_face_leaving_stays_covered_until_it_is_gone() {
+    let d = tempdir();
+    // Right to left at 36 px a frame, leaving the frame at the left edge around frame 16.
+    let (frames, x0, speed) = (24, 450, -36);
+    let clip = crossing_clip(d.path(), "leave.mp4", frames, x0, speed);
+    let out = d.path().join("leave.out.mp4");
+    redact(&clip, &out, &[]);
+    let l = leaks(&clip, &out, frames, x0, speed);
+    assert!(
+        l.is_empty(),
+        "face visible on (frame, share in view, detail ratio) {l:?}"
+    );
+}
+
+#[test]
+fn thorough_detects_faces_on_every_frame() {
+    let d = tempdir();
+    let clip = crossing_clip(d.path(), "t.mp4", 20, 100, 4);
+    let log = redact(&clip, &d.path().join("t.out.mp4"), &["--thorough"]);
+    assert!(
+        log.contains("passes on 20 frames: 20 face keyframes"),
+        "{log}"
+    );
+}
