@@ -12,7 +12,8 @@ Kinds:
                float32 detector: f16 weights and casts become f32, and the
                32 mask coefficients are dropped from output0 (so the mask
                branch and the prototype output1 disappear from the graph);
-               output0 is [1, 5, 8400] = cx, cy, w, h, plate score. The
+               output0 is [1, 5, 8400] = cx, cy, w, h, plate score. After
+               quantization the input is made dynamic (make_dynamic). The
                box/score decoding of the head (model.22 outside its cv2/cv3/cv4
                convolution branches) stays in float: quantizing the Concat that
                joins pixel coordinates (0..640) and scores (0..1) to one scale
@@ -162,11 +163,100 @@ def quantize(kind, model_bytes, ranges_path):
             calibration_cache_path=ranges_path,
         )
         q = onnx.load(out)
+        if kind == "yolov8-seg":
+            q = make_dynamic(q)
         # Drop the tool's bookkeeping (it names temporary paths) so the bytes are stable.
         keep = [p for p in q.metadata_props if not p.key.startswith("onnx.")]
         del q.metadata_props[:]
         q.metadata_props.extend(keep)
         return q.SerializeToString()
+
+
+# The YOLOv8 head's constants that fix the input at 640x640: the anchor centres and strides
+# of the 8400 grid cells, and the DFL reshapes that name that count.
+ANCHORS = "/model.22/Constant_12_output_0"
+STRIDES = "/model.22/Constant_15_output_0"
+DFL = ("/model.22/dfl/Constant_output_0", "/model.22/dfl/Constant_1_output_0")
+
+
+def make_dynamic(model, strides=(8, 16, 32)):
+    """The YOLOv8 graph with a dynamic input (H and W multiples of 32): the anchor centres
+    and strides are computed from the input's shape (the same values at 640x640: the float
+    outputs are identical), and the DFL reshapes take any number of anchors. A 16:9 frame
+    then runs at 640x384 instead of letterboxed into 640x640 (about 35% less time)."""
+    np, onnx, numpy_helper = _libs()
+    from onnx import TensorProto, helper
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    for name in (ANCHORS, STRIDES) + DFL:
+        if name not in inits:
+            raise QuantError("not the expected YOLOv8 head: %s missing" % name)
+    for name in DFL:
+        a = numpy_helper.to_array(inits[name]).copy()
+        a[-1] = -1
+        inits[name].CopyFrom(numpy_helper.from_array(a, name))
+    g.initializer.remove(inits[ANCHORS])
+    g.initializer.remove(inits[STRIDES])
+    inp = g.input[0].name
+    nodes, consts = [], []
+
+    def const(name, value):
+        consts.append(numpy_helper.from_array(np.asarray(value), "/veil/dyn/" + name))
+        return "/veil/dyn/" + name
+
+    def node(op, ins, name, **kw):
+        out = "/veil/dyn/" + name
+        nodes.append(helper.make_node(op, ins, [out], name=out, **kw))
+        return out
+
+    def unsqueeze(x, axis, name):
+        return node("Unsqueeze", [x, const(name + "_axis", np.array([axis], np.int64))], name)
+
+    shape = node("Shape", [inp], "shape")
+    h = node("Gather", [shape, const("i2", np.int64(2))], "h")
+    w = node("Gather", [shape, const("i3", np.int64(3))], "w")
+    zero, one = const("zero", np.int64(0)), const("one", np.int64(1))
+    half = const("half", np.float32(0.5))
+    xs_all, ys_all, ss_all = [], [], []
+    for s in strides:
+        sv = const("s%d" % s, np.int64(s))
+        hs = node("Div", [h, sv], "h%d" % s)
+        ws = node("Div", [w, sv], "w%d" % s)
+        centres = []
+        for axis, n in (("x", ws), ("y", hs)):
+            r = node("Range", [zero, n, one], "%sr%d" % (axis, s))
+            f = node("Cast", [r], "%sf%d" % (axis, s), to=TensorProto.FLOAT)
+            centres.append(node("Add", [f, half], "%sc%d" % (axis, s)))
+        hw = node("Concat", [unsqueeze(hs, 0, "hu%d" % s), unsqueeze(ws, 0, "wu%d" % s)],
+                  "hw%d" % s, axis=0)
+        gx = node("Expand", [unsqueeze(centres[0], 0, "xu%d" % s), hw], "gx%d" % s)
+        gy = node("Expand", [unsqueeze(centres[1], 1, "yu%d" % s), hw], "gy%d" % s)
+        flat = const("flat%d" % s, np.array([-1], np.int64))
+        xs_all.append(node("Reshape", [gx, flat], "fx%d" % s))
+        ys_all.append(node("Reshape", [gy, flat], "fy%d" % s))
+        count = unsqueeze(node("Mul", [hs, ws], "n%d" % s), 0, "nv%d" % s)
+        ss_all.append(node("Expand", [const("sf%d" % s, np.array([float(s)], np.float32)), count],
+                           "st%d" % s))
+    xall = node("Concat", xs_all, "xall", axis=0)
+    yall = node("Concat", ys_all, "yall", axis=0)
+    u0 = const("u0", np.array([0], np.int64))
+    xy = node("Concat", [node("Unsqueeze", [xall, u0], "xa"), node("Unsqueeze", [yall, u0], "ya")],
+              "xy", axis=0)
+    nodes.append(helper.make_node("Unsqueeze", [xy, u0], [ANCHORS], name="/veil/dyn/anchors"))
+    sall = node("Concat", ss_all, "sall", axis=0)
+    nodes.append(helper.make_node("Unsqueeze", [sall, u0], [STRIDES], name="/veil/dyn/strides"))
+    g.initializer.extend(consts)
+    # The new nodes depend on the input only: put them first, so the graph stays sorted.
+    old = list(g.node)
+    del g.node[:]
+    g.node.extend(nodes + old)
+    for dims, names in ((g.input[0].type.tensor_type.shape.dim, {2: "height", 3: "width"}),
+                        (g.output[0].type.tensor_type.shape.dim, {2: "anchors"})):
+        for i, name in names.items():
+            dims[i].ClearField("dim_value")
+            dims[i].dim_param = name
+    del g.value_info[:]
+    return model
 
 
 def calibration_frames(kind, videos, every):

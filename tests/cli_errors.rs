@@ -117,7 +117,7 @@ fn broken_ort_dylib_path_is_a_clear_error() {
 #[test]
 fn wrong_model_hash_is_a_clear_error() {
     let cache = cache_copy(true, true);
-    let model = cache.path().join("models/centerface.onnx");
+    let model = cache.path().join("models/centerface-int8.onnx");
     let mut bytes = std::fs::read(&model).unwrap();
     std::fs::remove_file(&model).unwrap();
     bytes.push(0);

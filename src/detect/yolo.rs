@@ -19,7 +19,9 @@ pub struct Yolo {
     pub(crate) class: Class,
     /// Options for every run (arena shrinkage in low-memory mode).
     pub(crate) run_options: Option<ort::session::RunOptions>,
+    /// The input size (fixed models), or the longest side (dynamic ones).
     size: (usize, usize),
+    dynamic: bool,
     half: bool,
     classes: Option<usize>,
     masks: usize,
@@ -56,6 +58,10 @@ impl Yolo {
                 shape.len()
             )));
         }
+        // A dynamic input (platedet-int8, or an export with `dynamic=True`) takes any size
+        // that is a multiple of 32: the picture is scaled to 640 on its long side and padded
+        // only to the next multiple, so a 16:9 frame costs a 640x384 run, not 640x640.
+        let dynamic = shape[2] <= 0 || shape[3] <= 0;
         let dim = |v: i64| if v > 0 { v as usize } else { 640 };
         let size = (dim(shape[3]), dim(shape[2]));
         // A segmentation head has a second output of mask prototypes.
@@ -74,6 +80,7 @@ impl Yolo {
             class,
             run_options: None,
             size,
+            dynamic,
             half,
             classes,
             masks,
@@ -88,7 +95,14 @@ impl Yolo {
     }
 
     pub fn detect(&mut self, img: &Rgb, thresh: f32) -> Result<Vec<Detection>> {
-        let (iw, ih) = self.size;
+        let (iw, ih) = if self.dynamic {
+            (
+                super::round_up(img.width.min(self.size.0), 32),
+                super::round_up(img.height.min(self.size.1), 32),
+            )
+        } else {
+            self.size
+        };
         let pad_x = (iw.saturating_sub(img.width)) / 2;
         let pad_y = (ih.saturating_sub(img.height)) / 2;
         let plane = iw * ih;
@@ -242,6 +256,17 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dynamic_model_pads_only_to_the_next_multiple_of_32() {
+        // What detect() builds for a 16:9 frame scaled by input_size: 640x360 in 640x384.
+        let (w, h) = letterbox_size(1280, 720, 640, 640);
+        assert_eq!((w, h), (640, 360));
+        assert_eq!(
+            (super::super::round_up(w, 32), super::super::round_up(h, 32)),
+            (640, 384)
+        );
+    }
 
     #[test]
     fn letterbox_keeps_aspect() {
