@@ -158,7 +158,7 @@ ABLATION = {
     "default - hires 1 s": ["--hires-every", "4"],
     "default - plates 0.4 s": ["--plate-every", "0"],
     "default - turns at candidates": ["--plate-turns-every", "1"],
-    "default - tiles in turn": ["--plate-tiles", "0"],
+    "default - tiles in turn": ["--plate-tiles", "99"],
 }
 
 

@@ -179,8 +179,19 @@ pub fn redact_frame(
         fmt,
         ffmpeg::format::Pixel::YUVJ420P | ffmpeg::format::Pixel::YUVJ444P
     );
-    for (class, b) in boxes {
-        let (region, shape) = cfg.region(*class, b, w as f32, h as f32);
+    let regions: Vec<(BBox, Shape)> = boxes
+        .iter()
+        .map(|(class, b)| cfg.region(*class, b, w as f32, h as f32))
+        .collect();
+    for (i, &(region, shape)) in regions.iter().enumerate() {
+        // A region inside another one's shape (a partial detection inside a face) would be
+        // blurred twice for nothing.
+        let covered = regions.iter().enumerate().any(|(j, other)| {
+            j != i && covers(other, &region) && (!covers(&(region, shape), &other.0) || j < i)
+        });
+        if covered {
+            continue;
+        }
         for plane_i in 0..3 {
             let (shift_x, shift_y) = if plane_i == 0 { (0, 0) } else { (sx, sy) };
             let (div_x, div_y) = ((1 << shift_x) as f32, (1 << shift_y) as f32);
@@ -204,6 +215,21 @@ pub fn redact_frame(
                 region.y2 / div_y,
             );
             redact_plane(&mut plane, &r, shape, cfg.style, &[fill], scratch);
+        }
+    }
+}
+
+/// Whether the pixels a region of shape `a` redacts include every pixel of `b`.
+fn covers(a: &(BBox, Shape), b: &BBox) -> bool {
+    let (r, shape) = a;
+    match shape {
+        Shape::Box => b.x1 >= r.x1 && b.y1 >= r.y1 && b.x2 <= r.x2 && b.y2 <= r.y2,
+        Shape::Ellipse => {
+            let (cx, cy) = ((r.x1 + r.x2) * 0.5, (r.y1 + r.y2) * 0.5);
+            let (ax, ay) = ((r.width() * 0.5).max(0.5), (r.height() * 0.5).max(0.5));
+            [(b.x1, b.y1), (b.x2, b.y1), (b.x1, b.y2), (b.x2, b.y2)]
+                .iter()
+                .all(|(x, y)| ((x - cx) / ax).powi(2) + ((y - cy) / ay).powi(2) <= 1.0)
         }
     }
 }
@@ -236,10 +262,12 @@ fn blur3(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
         acc.iter_mut().for_each(|a| *a = 0);
         for y in y0..y1 {
             let row = &buf[y * w * ch..(y + 1) * w * ch];
-            for (x, px) in row.chunks_exact(ch).enumerate() {
-                let o = (x / s) * ch;
-                for c in 0..ch {
-                    acc[o + c] += px[c] as u32;
+            // Cell by cell (a division per pixel cost more than the sums).
+            for (sx, cell) in row.chunks(s * ch).enumerate() {
+                for px in cell.chunks_exact(ch) {
+                    for c in 0..ch {
+                        acc[sx * ch + c] += px[c] as u32;
+                    }
                 }
             }
         }
@@ -355,6 +383,17 @@ fn mosaic(buf: &mut [u8], w: usize, h: usize, ch: usize, cell: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions_inside_another_ones_shape_are_covered_by_it() {
+        let big = (BBox::new(0.0, 0.0, 100.0, 100.0), Shape::Ellipse);
+        assert!(covers(&big, &BBox::new(40.0, 40.0, 60.0, 60.0)));
+        // Inside the box but in its corner, outside the ellipse: not covered.
+        assert!(!covers(&big, &BBox::new(0.0, 0.0, 15.0, 15.0)));
+        let boxed = (BBox::new(0.0, 0.0, 100.0, 100.0), Shape::Box);
+        assert!(covers(&boxed, &BBox::new(0.0, 0.0, 15.0, 15.0)));
+        assert!(!covers(&boxed, &BBox::new(90.0, 90.0, 110.0, 110.0)));
+    }
 
     fn checker(w: usize, h: usize) -> Vec<u8> {
         (0..w * h)

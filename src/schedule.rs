@@ -131,13 +131,14 @@ impl Scheduler {
         let pace = self.pace(m);
         self.frames += 1;
         let s = self.steady;
-        // Under motion the intervals shrink: a moving camera every third of the steady
-        // interval, a fast one every frame for faces and every third for plates.
+        // Under motion the intervals shrink: faces every third of the steady interval for a
+        // moving camera and every frame for a fast one; plates at half their interval (the
+        // plate model costs four face passes, and its tracks are followed between samples).
         let pace = if s.adaptive { pace } else { Pace::Steady };
         let (key_every, plate_every) = match pace {
             Pace::Steady => (s.key, s.plate),
             Pace::Moving => (s.key.div_ceil(3), s.plate.div_ceil(2)),
-            Pace::Fast => (1, s.plate.div_ceil(3)),
+            Pace::Fast => (1, s.plate.div_ceil(2)),
         };
         self.since_key += 1;
         self.since_hires += 1;
@@ -154,8 +155,7 @@ impl Scheduler {
         let mut all_turns = false;
         if plates {
             self.since_plate = 0;
-            all_turns =
-                s.turns <= 1 || pace != Pace::Steady || self.plate_samples % s.turns as u64 == 0;
+            all_turns = s.turns <= 1 || self.plate_samples % s.turns as u64 == 0;
             self.plate_samples += 1;
         }
         Passes {

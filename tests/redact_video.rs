@@ -82,7 +82,7 @@ fn carphone_face_is_redacted_with_audio_and_timing_intact() {
     assert!(a
         .models
         .iter()
-        .any(|m| m.id == "centerface" && m.pinned && m.sha256.len() == 64));
+        .any(|m| m.id == "centerface-int8" && m.pinned && m.sha256.len() == 64));
     let face_tracks: Vec<_> = a
         .tracks
         .iter()
@@ -90,7 +90,11 @@ fn carphone_face_is_redacted_with_audio_and_timing_intact() {
         .collect();
     assert!(!face_tracks.is_empty());
     let t = face_tracks[0];
-    assert_eq!(t.frames as usize, t.boxes.len());
+    // A frame can list two boxes of a track (its gap-filled box and where following found
+    // it); `frames` counts the frames.
+    let frames: std::collections::BTreeSet<i64> = t.boxes.iter().map(|b| b[0]).collect();
+    assert_eq!(t.frames as usize, frames.len());
+    assert!(t.boxes.len() <= 2 * frames.len());
     assert!(t.detected_frames > 0 && t.detected_frames <= t.frames);
     assert!(partial_files(d.path()).is_empty());
 }
@@ -283,6 +287,9 @@ fn faces_in_rotated_footage_are_found_upright() {
             "face at frame {frame} not redacted in rotated footage ({r:.2})"
         );
     }
+    // Detected upright: run on every frame (--thorough), the face model finds it on nearly all.
+    let out = d.path().join("thorough.mp4");
+    redact(&input, &out, &["--no-plates", "--thorough"]);
     let a = audit_of(&out);
     let detected: u64 = a
         .tracks

@@ -139,6 +139,31 @@ pub struct Detection {
     pub score: f32,
 }
 
+/// A box with at least this share of its area inside a box of the same class that is at least
+/// [`PART_AREA`] times larger is a part of it (an eye, a mouth, half a face) and is dropped.
+pub const PART_INSIDE: f32 = 0.8;
+pub const PART_AREA: f32 = 2.0;
+
+/// Drops detections that are parts of a larger detection of the same class (see
+/// [`PART_INSIDE`]): CenterFace fires on the features of a large face as faces of their own,
+/// each then tracked, followed and redacted for nothing, and listed for a reviewer.
+pub fn drop_parts(dets: Vec<Detection>) -> Vec<Detection> {
+    let keep: Vec<bool> = dets
+        .iter()
+        .map(|d| {
+            !dets.iter().any(|o| {
+                o.class == d.class
+                    && o.bbox.area() >= PART_AREA * d.bbox.area()
+                    && o.bbox.intersection(&d.bbox) >= PART_INSIDE * d.bbox.area()
+            })
+        })
+        .collect();
+    dets.into_iter()
+        .zip(keep)
+        .filter_map(|(d, k)| k.then_some(d))
+        .collect()
+}
+
 /// Greedy NMS per class: keeps the highest-scoring boxes, drops any box overlapping a kept one of
 /// the same class by more than `iou`. Invalid boxes and NaN scores are dropped.
 pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
@@ -167,6 +192,18 @@ mod tests {
             bbox: BBox::from_xywh(x, y, w, h),
             score: s,
         }
+    }
+
+    #[test]
+    fn parts_inside_a_larger_box_are_dropped() {
+        let face = det(100.0, 100.0, 200.0, 240.0, 0.6);
+        let eye = det(130.0, 150.0, 40.0, 30.0, 0.9);
+        let neighbour = det(290.0, 110.0, 60.0, 70.0, 0.5);
+        // Half inside: a face beside the large one, kept.
+        let beside = det(280.0, 300.0, 40.0, 60.0, 0.5);
+        let kept = drop_parts(vec![face, eye, neighbour, beside]);
+        assert_eq!(kept.len(), 3);
+        assert!(!kept.iter().any(|d| d.bbox == eye.bbox));
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub fn decode(
             });
         }
     }
-    nms(dets, CENTERFACE_NMS_IOU)
+    super::drop_parts(nms(dets, CENTERFACE_NMS_IOU))
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use crate::audit::{self, JobRecord, TrackLog};
 use crate::decode::load_rgb;
 use crate::detect::rotate::Look;
 use crate::detect::views::{add_tile_plates, detect_rgb, detect_rgb_with, plate_looks};
-use crate::detect::{nms, Class, Detection, Detectors, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU};
+use crate::detect::{
+    drop_parts, nms, Class, Detection, Detectors, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU,
+};
 use crate::error::{InvalidSetting, Result, VeilError};
 use crate::fsutil::{temp_path_for, TempGuard};
 use crate::job::Job;
@@ -39,7 +41,7 @@ pub fn detect_image(
             &[Look::upright(opts.thresh)],
         )?);
     }
-    let mut found = nms(found, CENTERFACE_NMS_IOU);
+    let mut found = drop_parts(nms(found, CENTERFACE_NMS_IOU));
     if let Some(pd) = dets.plate.as_mut() {
         let angles = opts.plate_angles();
         // Stills are looked at turned everywhere: speed matters less than for video.

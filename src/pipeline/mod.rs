@@ -138,8 +138,11 @@ pub fn redact_video(
         tap: tap_stream,
         queue: queue_len(w, h),
     };
-    let result = threads::run(ends, job, make_stage);
-    let (mut frames, packets) = result?;
+    let result = threads::run(ends, &opts.redact, job, make_stage);
+    let (mut frames, encoded) = result?;
+    // Redaction ran on the encode thread (see `stage`).
+    frames.timing.redact_s += encoded.redact_s;
+    let packets = encoded.packets;
     if packets != frames.frames_out {
         return Err(VeilError::ffmpeg(
             "encode",

@@ -10,7 +10,9 @@ use crate::detect::views::{
     add_tile_plates, detect_around, detect_frame, detect_frame_with, needs_tiles, plate_looks,
     tile_grid,
 };
-use crate::detect::{nms, BBox, Detection, Detector, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU};
+use crate::detect::{
+    drop_parts, nms, BBox, Detection, Detector, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU,
+};
 use crate::error::Result;
 use crate::options::RedactOptions;
 
@@ -29,7 +31,7 @@ pub fn faces_full(
     let long = f.width().max(f.height()) as usize;
     if hires && o.hires_size > o.detect_size && 2 * long > 3 * o.detect_size {
         found.extend(detect_frame(det, f, o.hires_size, turn, &looks, scaler)?);
-        found = nms(found, CENTERFACE_NMS_IOU);
+        found = drop_parts(nms(found, CENTERFACE_NMS_IOU));
     }
     Ok(found)
 }
@@ -46,7 +48,7 @@ pub fn faces_around(
     for b in boxes {
         found.extend(detect_around(det, f, b, turn, thresh)?);
     }
-    Ok(nms(found, CENTERFACE_NMS_IOU))
+    Ok(drop_parts(nms(found, CENTERFACE_NMS_IOU)))
 }
 
 /// Which tiles of a large frame a plate sample looks at.

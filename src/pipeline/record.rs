@@ -26,7 +26,8 @@ pub struct RedactSummary {
     pub redacted_frames: u64,
     pub seconds: f64,
     pub fps: f64,
-    /// Seconds spent in each stage on the detect thread.
+    /// Seconds spent in each stage (redaction on the encode thread, the rest on the detect
+    /// thread).
     pub timing: StageTiming,
     /// How often each detector pass ran.
     pub passes: PassCounts,

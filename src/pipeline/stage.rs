@@ -42,9 +42,15 @@ pub(super) enum DecMsg {
     },
 }
 
-/// What the encode thread takes: a frame with its pts and duration, or a copied packet.
+/// What the encode thread takes: a final frame with its pts, duration and the regions still
+/// to redact in it, or a copied packet.
 pub(super) enum EncMsg {
-    Frame(frame::Video, i64, i64),
+    Frame {
+        frame: frame::Video,
+        pts: i64,
+        duration: i64,
+        regions: Vec<(Class, BBox)>,
+    },
     Packet(usize, Packet),
 }
 
@@ -369,16 +375,29 @@ impl<'a> DetectStage<'a> {
                 .max(1);
             self.last_dur = dur;
             let t0 = Instant::now();
-            let did = self
-                .redact(&mut p)
-                .map_err(|e| e.at_frame(p.index, self.when(p.pts), Stage::Redact))?;
-            let t1 = Instant::now();
-            self.timing.redact_s += (t1 - t0).as_secs_f64();
-            self.redacted += did as u64;
-            if let Some(a) = self.sinks.tap.as_deref_mut() {
-                // Thumbnails come from the redacted picture, never the original.
+            let regions = self.finalise(&p);
+            self.redacted += !regions.is_empty() as u64;
+            // The encode thread redacts (off this thread, which detection keeps busy), except
+            // a frame a highlights thumbnail is taken from: thumbnails come from the redacted
+            // picture, never the original.
+            let thumb_at = self.sinks.tap.as_deref().and_then(|a| {
                 let t = a.video_time(p.pts);
-                if a.wants_thumb(t) {
+                a.wants_thumb(t).then_some(t)
+            });
+            let regions = match thumb_at {
+                Some(t) => {
+                    redact_in_place(
+                        &mut p.frame,
+                        &regions,
+                        &self.opts.opts.redact,
+                        &mut self.scratch,
+                    )
+                    .map_err(|e| e.at_frame(p.index, self.when(p.pts), Stage::Redact))?;
+                    let a = self
+                        .sinks
+                        .tap
+                        .as_deref_mut()
+                        .expect("a thumbnail needs the analyser");
                     a.push_thumb(&p.frame, t).map_err(|e| {
                         e.at_frame(
                             p.index,
@@ -386,11 +405,20 @@ impl<'a> DetectStage<'a> {
                             Stage::Highlights,
                         )
                     })?;
+                    Vec::new()
                 }
-            }
+                None => regions,
+            };
+            let t1 = Instant::now();
+            self.timing.redact_s += (t1 - t0).as_secs_f64();
             self.sinks
                 .enc
-                .send(EncMsg::Frame(p.frame, p.pts, dur))
+                .send(EncMsg::Frame {
+                    frame: p.frame,
+                    pts: p.pts,
+                    duration: dur,
+                    regions,
+                })
                 .map_err(|_| Self::enc_closed())?;
             self.timing.wait_encode_s += t1.elapsed().as_secs_f64();
             self.out_frames += 1;
@@ -461,8 +489,9 @@ impl<'a> DetectStage<'a> {
         Ok(())
     }
 
-    /// Faces on crops around where each live face track is on this frame: its followed box,
-    /// or its box on the frame before moved with the camera.
+    /// Faces on crops around the face tracks that following lost on this frame: where each
+    /// was on the frame before, moved with the camera. (Following carries the others; the
+    /// next keyframe refreshes them.)
     fn detect_face_crops(&mut self, f: &frame::Video, index: u64) -> Result<()> {
         let BoxSource::Detect(dets) = &mut self.source else {
             return Ok(());
@@ -478,11 +507,10 @@ impl<'a> DetectStage<'a> {
             .faces
             .tracks_mut()
             .iter()
+            .filter(|t| t.seen_at(index).is_none())
             .filter_map(|t| {
-                t.seen_at(index).or_else(|| {
-                    t.seen_at(index.checked_sub(1)?)
-                        .map(|b| b.map(1.0, 1.0, hint.0, hint.1))
-                })
+                t.seen_at(index.checked_sub(1)?)
+                    .map(|b| b.map(1.0, 1.0, hint.0, hint.1))
             })
             .collect();
         let t0 = Instant::now();
@@ -531,6 +559,13 @@ impl<'a> DetectStage<'a> {
             &mut self.scaler,
         )?;
         self.tile_next += per_sample;
+        tracing::trace!(
+            index,
+            all_turns,
+            looked,
+            found = ?found.iter().map(|d| (d.bbox.to_xywh_i32(), d.score)).collect::<Vec<_>>(),
+            "plates"
+        );
         self.plates.update(index, Class::Plate, &found);
         self.last_plate = Some(index);
         self.counts.plate_samples += 1;
@@ -599,7 +634,6 @@ impl<'a> DetectStage<'a> {
             return;
         }
         let t0 = Instant::now();
-        let max = self.opts.follow_frames as u64;
         let shifts: Vec<(f32, f32)> = self
             .window
             .range(..n)
@@ -612,13 +646,14 @@ impl<'a> DetectStage<'a> {
                 }
                 let mut next_l = luma(cur);
                 let mut b = t.dets[0].1;
+                tracing::trace!(id = t.id, index, n, first = ?b.to_xywh_i32(), "follow back");
                 // The box's last step back, once following has made one.
                 let mut step: Option<(f32, f32)> = None;
                 let (fw, fh) = (self.w as f32, self.h as f32);
+                // Back through every frame still in the window (it holds at least a plate
+                // interval and a keyframe interval, which is how late a new object can be
+                // first detected).
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
-                    if p.index + max < index {
-                        break;
-                    }
                     let pl = luma(&p.frame);
                     match crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) {
                         Some((nb, _)) => {
@@ -675,13 +710,10 @@ impl<'a> DetectStage<'a> {
         boxes
     }
 
-    /// Redacts a final frame in place; returns whether anything was redacted.
-    fn redact(&mut self, p: &mut Pending) -> Result<bool> {
+    /// The final boxes of a frame leaving the window: logged for the audit record, with the
+    /// reviewer's thumbnails cut from the unredacted picture; returns the regions to redact.
+    fn finalise(&mut self, p: &Pending) -> Vec<(Class, BBox)> {
         let boxes = self.boxes_at(p.index);
-        if boxes.is_empty() {
-            return Ok(false);
-        }
-        // Thumbnails of what is about to be redacted, for the reviewer.
         for (id, _, b) in &boxes {
             let e = self.thumbs.entry(*id).or_insert((0, Vec::new()));
             if e.1.len() < crate::review::THUMBS_PER_TRACK
@@ -693,20 +725,51 @@ impl<'a> DetectStage<'a> {
                 }
             }
         }
-        crate::decode::make_writable(&mut p.frame)?;
         let time_s = p.pts as f64 * self.tb;
         for (id, class, b) in &boxes {
             self.log.add(*id, *class, p.index, time_s, b.to_xywh_i32());
         }
-        let regions: Vec<(Class, BBox)> = boxes.iter().map(|(_, c, b)| (*c, *b)).collect();
-        crate::redact::redact_frame(
-            &mut p.frame,
-            &regions,
-            &self.opts.opts.redact,
-            &mut self.scratch,
-        );
-        Ok(true)
+        merge_overlaps(&boxes)
     }
+}
+
+/// Redacts `regions` of a decoded frame in place (making its buffers its own first, as the
+/// decoder may still reference them).
+pub(super) fn redact_in_place(
+    f: &mut frame::Video,
+    regions: &[(Class, BBox)],
+    cfg: &crate::redact::RedactConfig,
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    crate::decode::make_writable(f)?;
+    crate::redact::redact_frame(f, regions, cfg, scratch);
+    Ok(())
+}
+
+/// The regions to redact for `boxes`: the boxes of one track that mostly overlap (its
+/// gap-filled box and where following found it) become their union, redacted once.
+fn merge_overlaps(boxes: &[(u32, Class, BBox)]) -> Vec<(Class, BBox)> {
+    let mut out: Vec<(u32, Class, BBox)> = Vec::with_capacity(boxes.len());
+    for &(id, class, b) in boxes {
+        match out
+            .iter_mut()
+            .find(|(oid, _, o)| *oid == id && o.intersection(&b) >= 0.5 * o.area().min(b.area()))
+        {
+            Some(o) => {
+                o.2 = BBox::new(
+                    o.2.x1.min(b.x1),
+                    o.2.y1.min(b.y1),
+                    o.2.x2.max(b.x2),
+                    o.2.y2.max(b.y2),
+                )
+            }
+            None => out.push((id, class, b)),
+        }
+    }
+    out.into_iter().map(|(_, c, b)| (c, b)).collect()
 }
 
 /// Whether a box moving by `step` a frame is heading out of the `w`x`h` frame and is already
@@ -733,6 +796,30 @@ pub fn next_pts(raw: Option<i64>, prev: Option<i64>, last_dur: i64) -> (i64, boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tracks_overlapping_boxes_are_redacted_once_as_their_union() {
+        let a = BBox::new(0.0, 0.0, 10.0, 10.0);
+        let b = BBox::new(2.0, 1.0, 12.0, 11.0);
+        let far = BBox::new(50.0, 50.0, 60.0, 60.0);
+        let m = merge_overlaps(&[
+            (1, Class::Face, a),
+            (1, Class::Face, b),
+            (1, Class::Face, far),
+        ]);
+        assert_eq!(
+            m,
+            vec![
+                (Class::Face, BBox::new(0.0, 0.0, 12.0, 11.0)),
+                (Class::Face, far)
+            ]
+        );
+        // Boxes of two tracks stay apart, however much they overlap.
+        assert_eq!(
+            merge_overlaps(&[(1, Class::Face, a), (2, Class::Face, b)]).len(),
+            2
+        );
+    }
 
     #[test]
     fn only_boxes_heading_out_near_an_edge_are_carried_on() {

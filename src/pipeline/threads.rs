@@ -2,12 +2,15 @@
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::stage::{DecMsg, DetectStage, EncMsg, StageResult};
+use std::time::Instant;
+
+use super::stage::{redact_in_place, DecMsg, DetectStage, EncMsg, StageResult};
 use crate::decode::{luma, DecodeStatus, Decoder};
 use crate::encode::Output;
 use crate::error::{Result, VeilError};
 use crate::job::Job;
 use crate::motion::MotionEstimator;
+use crate::redact::RedactConfig;
 
 /// The two ends of the pipeline: the decoder (made on its thread) and the output.
 pub(super) struct Ends<D> {
@@ -25,9 +28,10 @@ pub(super) struct Ends<D> {
 /// joined by bounded queues; returns the stage's result and the video packets written.
 pub(super) fn run<'a, D>(
     ends: Ends<D>,
+    redact: &RedactConfig,
     job: &Job,
     make_stage: impl FnOnce(SyncSender<EncMsg>) -> DetectStage<'a>,
-) -> Result<(StageResult, u64)>
+) -> Result<(StageResult, Encoded)>
 where
     D: FnOnce() -> Decoder + Send,
 {
@@ -42,7 +46,7 @@ where
             .map_err(spawn_err)?;
         let encode = std::thread::Builder::new()
             .name("veil-encode".into())
-            .spawn_scoped(s, || encode_loop(output, enc_rx, job))
+            .spawn_scoped(s, || encode_loop(output, enc_rx, redact, job))
             .map_err(spawn_err)?;
         let frames = make_stage(enc_tx).run(dec_rx);
         let panicked = |what: &str| VeilError::Internal(format!("the {what} thread panicked"));
@@ -110,17 +114,43 @@ fn decode_loop(
     Ok(())
 }
 
-/// Encodes frames and writes copied packets until the detect stage hangs up; returns the
-/// number of video packets written.
-fn encode_loop(mut out: Output, rx: Receiver<EncMsg>, job: &Job) -> Result<u64> {
+/// What the encode thread did.
+pub(super) struct Encoded {
+    pub packets: u64,
+    /// Seconds spent redacting.
+    pub redact_s: f64,
+}
+
+/// Redacts and encodes frames and writes copied packets until the detect stage hangs up.
+fn encode_loop(
+    mut out: Output,
+    rx: Receiver<EncMsg>,
+    redact: &RedactConfig,
+    job: &Job,
+) -> Result<Encoded> {
+    let mut scratch = Vec::new();
+    let mut redact_s = 0.0;
     while let Ok(msg) = rx.recv() {
         match msg {
-            EncMsg::Frame(mut f, pts, dur) => out.encode(&mut f, pts, dur)?,
+            EncMsg::Frame {
+                mut frame,
+                pts,
+                duration,
+                regions,
+            } => {
+                let t0 = Instant::now();
+                redact_in_place(&mut frame, &regions, redact, &mut scratch)?;
+                redact_s += t0.elapsed().as_secs_f64();
+                out.encode(&mut frame, pts, duration)?
+            }
             EncMsg::Packet(si, p) => out.copy_packet(si, p)?,
         }
     }
     job.check()?;
-    out.finish()
+    Ok(Encoded {
+        packets: out.finish()?,
+        redact_s,
+    })
 }
 
 /// Frames each inter-thread queue holds: 8, fewer for large frames, so the two queues stay
