@@ -31,6 +31,10 @@ pub struct AuditRecord {
     pub damaged: Vec<DamagedSpan>,
     /// Frames whose timestamps were not increasing and were moved forward by one tick.
     pub timestamp_fixups: u64,
+    /// Places where the video's timestamps jumped back (joined segments): the frames from there
+    /// on were moved forward so every segment keeps its duration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discontinuities: Vec<Discontinuity>,
     pub tracks: Vec<TrackRecord>,
     /// The reviewer's corrections a re-render applied (`--edits`, `--mute`, `--bleep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +81,16 @@ pub struct DamagedSpan {
     pub before_frame: u64,
     pub time_s: f64,
     pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Discontinuity {
+    /// The first frame after the jump.
+    pub before_frame: u64,
+    /// Its time in the input, and how far it and the frames after it were moved, in seconds.
+    pub time_s: f64,
+    pub shift_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -198,6 +212,7 @@ pub struct JobRecord<'a> {
     pub video: Option<serde_json::Value>,
     pub damaged: Vec<DamagedSpan>,
     pub fixups: u64,
+    pub discontinuities: Vec<Discontinuity>,
     pub tracks: Vec<TrackRecord>,
     /// The settings the run used (resolved).
     pub settings: serde_json::Value,
@@ -231,6 +246,7 @@ pub fn write_audit(job: JobRecord) -> Result<PathBuf> {
             video: job.video,
             damaged: job.damaged,
             timestamp_fixups: job.fixups,
+            discontinuities: job.discontinuities,
             tracks: job.tracks,
             edits: job.edits,
         }

@@ -134,14 +134,20 @@ pub fn sanitize_rel(p: &Path) -> Option<PathBuf> {
 
 /// Inputs from a folder (recursive, media files only, sorted) or a manifest (one path per
 /// line; blank lines and `#` comments skipped; relative paths are relative to the manifest).
-pub fn collect_inputs(input: &Path) -> Result<Vec<Item>> {
+/// Folders in `exclude` (the batch's own output and review folders) are not searched.
+pub fn collect_inputs(input: &Path, exclude: &[PathBuf]) -> Result<Vec<Item>> {
     let meta =
         std::fs::metadata(input).map_err(|e| VeilError::io("cannot open batch input", input, e))?;
     let mut items = Vec::new();
     if meta.is_dir() {
         // Symbolic links are followed (a linked clip or folder is an input like any other);
         // a link that loops back on a folder above it is reported and skipped.
-        for e in walkdir::WalkDir::new(input).follow_links(true) {
+        let excluded = |p: &Path| crate::fsutil::resolve(p).is_some_and(|c| exclude.contains(&c));
+        let walk = walkdir::WalkDir::new(input)
+            .follow_links(true)
+            .into_iter()
+            .filter_entry(|e| !(e.file_type().is_dir() && excluded(e.path())));
+        for e in walk {
             let e = match e {
                 Ok(e) => e,
                 Err(err) if err.loop_ancestor().is_some() => {
@@ -185,7 +191,9 @@ pub fn collect_inputs(input: &Path) -> Result<Vec<Item>> {
         })?;
     }
     items.sort();
-    items.dedup_by(|a, b| a.rel == b.rel);
+    // The same file listed twice is one input; two files with one output name are not
+    // dropped here: the batch reports the second as a conflict.
+    items.dedup_by(|a, b| a.input == b.input);
     Ok(items)
 }
 
@@ -214,7 +222,9 @@ pub fn parse_manifest(text: &str, base: &Path) -> std::result::Result<Vec<Item>,
     Ok(items)
 }
 
-/// The output path for an item: mirrored under `outdir`, with a container veil writes.
+/// The output path for an item: mirrored under `outdir`. A video in a container veil does not
+/// write keeps its name and gets `.mp4` added (`clip.avi` → `clip.avi.mp4`), so it never
+/// takes the name of another input (`clip.mp4` beside it).
 pub fn output_for(outdir: &Path, item: &Item) -> PathBuf {
     let rel = sanitize_rel(&item.rel).unwrap_or_else(|| PathBuf::from("unnamed"));
     let mut out = outdir.join(rel);
@@ -224,10 +234,63 @@ pub fn output_for(outdir: &Path, item: &Item) -> PathBuf {
             .and_then(|e| e.to_str())
             .map(|e| e.to_ascii_lowercase());
         if !matches!(ext.as_deref(), Some("mp4" | "m4v" | "mov" | "mkv")) {
-            out.set_extension("mp4");
+            let mut name = out.file_name().unwrap_or_default().to_os_string();
+            name.push(".mp4");
+            out.set_file_name(name);
         }
     }
     out
+}
+
+/// Every file a batch writes for `item` with output `output`: the output, its audit record,
+/// and for video its highlight files (unless `highlights` is off) and its review page.
+fn outputs_of(item: &Item, output: &Path, opts: &RedactOptions, highlights: bool) -> Vec<PathBuf> {
+    let mut v = opts.outputs(&item.input, output);
+    if highlights && media_kind(&item.input) != Some(false) {
+        v.extend(highlight_names(output).paths());
+    }
+    v
+}
+
+/// Why an item cannot be processed before it starts: its output is another item's, or one of
+/// the files it would write is an input of the batch. `None` when it can go.
+fn conflicts(items: &[Item], plans: &[Vec<PathBuf>]) -> Vec<Option<String>> {
+    use std::collections::HashMap;
+    let inputs: HashMap<PathBuf, usize> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| Some((it.input.canonicalize().ok()?, i)))
+        .collect();
+    let mut owner: HashMap<PathBuf, usize> = HashMap::new();
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, outs)| {
+            for o in outs {
+                let key = crate::fsutil::resolve(o).unwrap_or_else(|| o.clone());
+                if let Some(&j) = inputs.get(&key) {
+                    return Some(format!(
+                        "{} would be written over the input {}; nothing was written (choose an output folder outside the inputs)",
+                        o.display(),
+                        items[j].input.display()
+                    ));
+                }
+                if let Some(&j) = owner.get(&key) {
+                    if j != i {
+                        return Some(format!(
+                            "its output {} is also the output of {}; nothing was written for this file (rename one of them)",
+                            o.display(),
+                            items[j].input.display()
+                        ));
+                    }
+                }
+            }
+            for o in outs {
+                owner.insert(crate::fsutil::resolve(o).unwrap_or_else(|| o.clone()), i);
+            }
+            None
+        })
+        .collect()
 }
 
 /// True when `output` and its audit record exist and match `input` (its sha256) and each
@@ -383,39 +446,54 @@ fn remove_stale_partials(output: &Path) {
     }
 }
 
+/// One item of a batch, planned before any work starts.
+struct Planned {
+    output: PathBuf,
+    /// The batch's options with this item's review folder.
+    redact: RedactOptions,
+    /// Every file it writes.
+    outputs: Vec<PathBuf>,
+    /// Why it must not run (its outputs clash with another item's or with an input).
+    conflict: Option<String>,
+}
+
 fn process_one(
     item: &Item,
-    outdir: &Path,
+    plan: &Planned,
     opts: &BatchOptions,
     job: &Job,
     dets: &mut Option<Detectors>,
     progress: &(dyn Fn(u64, Option<u64>) + Sync),
 ) -> FileReport {
-    let (ropts, hopts) = (&opts.redact, opts.highlights.as_ref());
-    let output = output_for(outdir, item);
+    let (ropts, hopts) = (&plan.redact, opts.highlights.as_ref());
+    let output = &plan.output;
     let mut rep = FileReport {
         input: item.input.display().to_string(),
         output: output.display().to_string(),
         status: Status::Failed,
-        error: None,
+        error: plan.conflict.clone(),
         frames: 0,
         seconds: 0.0,
         fps: 0.0,
     };
-    remove_stale_partials(&output);
+    if plan.conflict.is_some() {
+        return rep;
+    }
+    remove_stale_partials(output);
     let is_video = media_kind(&item.input) != Some(false);
-    let names = highlight_names(&output);
+    let names = highlight_names(output);
     // The review page is written last: without it the highlights are not complete.
     let highlights_done = hopts.is_none() || !is_video || names.html.is_file();
-    if highlights_done && already_done(&item.input, &output) {
+    if highlights_done && already_done(&item.input, output) {
         rep.status = Status::Skipped;
-        if let Ok(a) = AuditRecord::read(&audit::audit_path(&output)) {
+        if let Ok(a) = AuditRecord::read(&audit::audit_path(output)) {
             rep.frames = a.output.frames;
         }
         return rep;
     }
     let res = (|| -> Result<pipeline::RedactSummary> {
-        check_paths(&item.input, &output)?;
+        let refs: Vec<&Path> = plan.outputs.iter().map(PathBuf::as_path).collect();
+        let dirs = check_paths(&item.input, &refs)?;
         if dets.is_none() {
             let threads = ropts.threads_for(job);
             *dets = Some(Detectors::load(
@@ -425,12 +503,12 @@ fn process_one(
             )?);
         }
         let d = dets.as_mut().expect("loaded above");
-        if !is_video {
-            pipeline::redact_image(&item.input, &output, ropts, job, d)
+        let summary = if !is_video {
+            pipeline::redact_image(&item.input, output, ropts, job, d)
         } else if let Some(h) = hopts {
             crate::process::process_video(
                 &item.input,
-                &output,
+                output,
                 &names,
                 ropts,
                 h,
@@ -440,8 +518,10 @@ fn process_one(
             )
             .map(|p| p.redact)
         } else {
-            pipeline::redact_video(&item.input, &output, ropts, job, d, Some(progress), None)
-        }
+            pipeline::redact_video(&item.input, output, ropts, job, d, Some(progress), None)
+        }?;
+        dirs.keep();
+        Ok(summary)
     })();
     match res {
         Ok(s) => {
@@ -489,12 +569,59 @@ pub fn run_batch(
     let started = Instant::now();
     opts.validate()?;
     job.validate()?;
-    std::fs::create_dir_all(outdir)
-        .map_err(|e| VeilError::io("cannot create output folder", outdir, e))?;
-    let mut items = collect_inputs(input)?;
+    opts.redact.check_review_dir(outdir)?;
+    let review_root = opts
+        .redact
+        .review_dir
+        .clone()
+        .unwrap_or_else(|| crate::review::default_review_dir(outdir));
+    let exclude: Vec<PathBuf> = [outdir, review_root.as_path()]
+        .iter()
+        .filter_map(|p| crate::fsutil::resolve(p))
+        .collect();
+    if input.is_dir() && crate::fsutil::resolve(input).is_some_and(|i| exclude.contains(&i)) {
+        return Err(crate::error::InvalidSetting::Path {
+            path: outdir.to_path_buf(),
+            why: "the output folder is the input folder: outputs would sit among (and be taken for) inputs; choose another -o (a folder inside the input folder is fine: it is left out of the inputs)".into(),
+        }
+        .into());
+    }
+    let mut items = collect_inputs(input, &exclude)?;
     if let Some(sh) = opts.shard {
         items.retain(|it| sh.contains(&it.rel.to_string_lossy().replace('\\', "/")));
     }
+    let plans: Vec<Planned> = items
+        .iter()
+        .map(|it| {
+            let output = output_for(outdir, it);
+            let mut redact = opts.redact.clone();
+            let sub = sanitize_rel(&it.rel)
+                .and_then(|r| r.parent().map(Path::to_path_buf))
+                .unwrap_or_default();
+            redact.review_dir = Some(review_root.join(sub));
+            let outputs = outputs_of(it, &output, &redact, opts.highlights.is_some());
+            Planned {
+                output,
+                redact,
+                outputs,
+                conflict: None,
+            }
+        })
+        .collect();
+    let clashes = conflicts(
+        &items,
+        &plans.iter().map(|p| p.outputs.clone()).collect::<Vec<_>>(),
+    );
+    let plans: Vec<Planned> = plans
+        .into_iter()
+        .zip(clashes)
+        .map(|(p, conflict)| Planned { conflict, ..p })
+        .collect();
+    let dirs = {
+        let mut d = crate::fsutil::CreatedDirs::default();
+        d.create(outdir)?;
+        d
+    };
     progress.total(items.len());
     let jobs = opts.jobs.min(items.len().max(1));
     let worker_job = job.with_threads(ThreadBudget::split(crate::job::cores(), jobs));
@@ -503,7 +630,8 @@ pub fn run_batch(
     let results: Mutex<Vec<(usize, FileReport)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for w in 0..jobs {
-            let (items, next, results, worker_job) = (&items, &next, &results, &worker_job);
+            let (items, plans, next, results, worker_job) =
+                (&items, &plans, &next, &results, &worker_job);
             let builder = std::thread::Builder::new().name(format!("veil-worker-{w}"));
             let spawned = builder.spawn_scoped(s, move || {
                 let mut dets: Option<Detectors> = None;
@@ -515,7 +643,7 @@ pub fn run_batch(
                     // A panic in one file (a bug, or a library's) fails that file, not the
                     // batch; its detectors are dropped, as their state is unknown.
                     let rep = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        process_one(item, outdir, opts, worker_job, &mut dets, &cb)
+                        process_one(item, &plans[i], opts, worker_job, &mut dets, &cb)
                     }))
                     .unwrap_or_else(|p| {
                         dets = None;
@@ -577,6 +705,7 @@ pub fn run_batch(
     let json =
         serde_json::to_vec_pretty(&report).map_err(|e| VeilError::serialize("batch report", e))?;
     write_atomic(&outdir.join(name), &json)?;
+    dirs.keep();
     Ok(report)
 }
 
@@ -650,7 +779,8 @@ mod tests {
             input: PathBuf::from("x/c.avi"),
             rel: PathBuf::from("x/c.avi"),
         };
-        assert_eq!(output_for(out, &it), PathBuf::from("/out/x/c.mp4"));
+        // The source extension stays in the name, so x/c.avi and x/c.mkv cannot collide.
+        assert_eq!(output_for(out, &it), PathBuf::from("/out/x/c.avi.mp4"));
     }
 
     proptest! {

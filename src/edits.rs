@@ -172,6 +172,36 @@ fn check_span(a: &AudioEdit) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Checks audio spans against the file they edit: it must have audio, and every span must
+/// start within its `duration` (seconds) and end no later than a second after it.
+pub fn check_spans(spans: &[AudioEdit], has_audio: bool, duration: Option<f64>) -> Result<()> {
+    let Some(first) = spans.first() else {
+        return Ok(());
+    };
+    let flag = match first.action {
+        AudioAction::Mute => "--mute",
+        AudioAction::Bleep => "--bleep",
+    };
+    if !has_audio {
+        return Err(VeilError::setting(
+            flag,
+            "the input has no audio stream to edit (or --no-audio drops it)",
+        ));
+    }
+    if let Some(d) = duration.filter(|d| d.is_finite() && *d > 0.0) {
+        if let Some(s) = spans.iter().find(|s| s.start >= d || s.end > d + 1.0) {
+            return Err(VeilError::setting(
+                flag,
+                format!(
+                    "the span {}-{} s is not within the input, which lasts {d:.3} s",
+                    s.start, s.end
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a command-line span `START-END` in seconds (`12.5-14`) or `[hh:]mm:ss(.s)` each.
 pub fn parse_span(s: &str, action: AudioAction) -> Result<AudioEdit> {
     let flag = if action == AudioAction::Mute {
@@ -190,6 +220,9 @@ pub fn parse_span(s: &str, action: AudioAction) -> Result<AudioEdit> {
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let secs = |t: &str| -> Option<f64> {
         let mut total = 0.0;
+        if t.split(':').count() > 3 {
+            return None;
+        }
         for part in t.trim().split(':') {
             let v: f64 = part.parse().ok()?;
             if !v.is_finite() || v < 0.0 {
@@ -333,5 +366,7 @@ mod tests {
         assert!(parse_span("14-12", AudioAction::Mute).is_err());
         assert!(parse_span("abc", AudioAction::Mute).is_err());
         assert!(parse_span("-1-2", AudioAction::Mute).is_err());
+        // Four fields is not a time.
+        assert!(parse_span("1:2:3:4-1:2:3:5", AudioAction::Mute).is_err());
     }
 }

@@ -146,7 +146,7 @@ pub enum VeilError {
     OutputIsInput(PathBuf),
 
     /// Highlights failed after the redaction was committed with its audit record.
-    #[error("the redacted video {} is complete and audited, but highlights failed: {cause}", output.display())]
+    #[error("{}", highlights_failed(output, cause))]
     Highlights {
         output: PathBuf,
         cause: Box<VeilError>,
@@ -161,6 +161,22 @@ pub enum VeilError {
 
     #[error("interrupted; no output was written")]
     Interrupted,
+}
+
+/// The message for [`VeilError::Highlights`]: an interruption is not a failure, and the
+/// redaction that was committed stays either way.
+fn highlights_failed(output: &std::path::Path, cause: &VeilError) -> String {
+    if cause.is_interrupted() {
+        format!(
+            "interrupted during highlights; the redacted video {} and its audit record are complete and kept, no highlights were written",
+            output.display()
+        )
+    } else {
+        format!(
+            "the redacted video {} is complete and audited, but highlights failed: {cause}",
+            output.display()
+        )
+    }
 }
 
 impl VeilError {
@@ -250,6 +266,14 @@ mod tests {
         };
         // The redaction is done: a highlights failure is not a usage error.
         assert_eq!(h.exit_code(), 1);
+        let hi = VeilError::Highlights {
+            output: "o.mp4".into(),
+            cause: Box::new(VeilError::Interrupted),
+        };
+        assert_eq!(hi.exit_code(), 130);
+        let msg = hi.to_string();
+        assert!(msg.starts_with("interrupted during highlights"), "{msg}");
+        assert!(!msg.contains("no output was written"), "{msg}");
         let f = VeilError::Interrupted.at_frame(3, "t".into(), Stage::Detect);
         assert_eq!(f.exit_code(), 130);
         let f = VeilError::Damaged("bad".into()).at_frame(3, "t".into(), Stage::Decode);

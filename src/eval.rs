@@ -331,6 +331,12 @@ pub fn run_dataset(
         }
     };
     std::fs::create_dir_all(&out_dir).map_err(|e| VeilError::io("cannot create", &out_dir, e))?;
+    // Evaluation output is never disclosed: its review pages stay inside the evaluation folder.
+    let mut opts = opts.clone();
+    if opts.review_dir.is_none() {
+        opts.review_dir = Some(out_dir.join("review"));
+    }
+    let opts = &opts;
     let mut report = Report::default();
     let mut dets = if redacted_dir.is_none() {
         opts.validate()?;
@@ -366,7 +372,9 @@ pub fn run_dataset(
             }
             None => {
                 let out = out_dir.join(&file_name);
-                check_paths(&media, &out)?;
+                let outputs = opts.outputs(&media, &out);
+                let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+                check_paths(&media, &outputs)?.keep();
                 let dets = dets.as_mut().expect("loaded above");
                 let s = if is_image(&media) {
                     pipeline::redact_image(&media, &out, opts, job, dets)?

@@ -201,6 +201,15 @@ pub fn follow(prev: &Luma, cur: &Luma, b: &BBox, hint: (f32, f32)) -> Option<(BB
     Some((moved, score))
 }
 
+/// Whether a box moving by `step` a frame is heading out of the `w`x`h` frame and is already
+/// near its edge (within two steps), so following it further is bound to fail.
+pub fn edge_bound(b: &BBox, (dx, dy): (f32, f32), w: f32, h: f32) -> bool {
+    let near = |lo: f32, hi: f32, d: f32, n: f32| {
+        (d < 0.0 && lo + 2.0 * d < 0.0) || (d > 0.0 && hi + 2.0 * d > n)
+    };
+    near(b.x1, b.x2, dx, w) || near(b.y1, b.y2, dy, h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +311,24 @@ mod tests {
             (got.x1 - 260.0).abs() <= 1.5 && (got.y1 - 220.0).abs() <= 1.5,
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn only_boxes_heading_out_near_an_edge_are_carried_on() {
+        let b = BBox::new(10.0, 100.0, 110.0, 200.0);
+        assert!(edge_bound(&b, (-20.0, 0.0), 640.0, 480.0));
+        assert!(!edge_bound(&b, (20.0, 0.0), 640.0, 480.0));
+        assert!(!edge_bound(
+            &BBox::new(300.0, 100.0, 400.0, 200.0),
+            (-20.0, 0.0),
+            640.0,
+            480.0
+        ));
+        assert!(edge_bound(
+            &BBox::new(300.0, 400.0, 400.0, 470.0),
+            (0.0, 10.0),
+            640.0,
+            480.0
+        ));
     }
 }

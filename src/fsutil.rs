@@ -56,9 +56,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     guard.commit(path)
 }
 
-/// Checks input and output paths before any work: the input must be a readable file, the
-/// output must not be the input, and the output folder must exist or be creatable.
-pub fn check_paths(input: &Path, output: &Path) -> Result<()> {
+/// The longest file name a file system takes (bytes), for the outputs and their temp files.
+pub const NAME_MAX: usize = 255;
+
+/// Checks input and output paths before any work: the input must be a readable file; no output
+/// may be the input (the video, and every side file a run writes: audit record, pages,
+/// highlights); every output name must leave room for its temp file's name. Creates the
+/// output folders that are missing; the guard removes them again unless the run keeps them.
+pub fn check_paths(input: &Path, outputs: &[&Path]) -> Result<CreatedDirs> {
     let meta =
         std::fs::metadata(input).map_err(|e| VeilError::io("cannot open input", input, e))?;
     if meta.is_dir() {
@@ -70,33 +75,94 @@ pub fn check_paths(input: &Path, output: &Path) -> Result<()> {
     let canon_in = input
         .canonicalize()
         .map_err(|e| VeilError::io("cannot resolve input path", input, e))?;
-    let parent = output
+    for out in outputs {
+        let name = out.file_name().ok_or_else(|| {
+            VeilError::Setting(crate::error::InvalidSetting::Path {
+                path: out.to_path_buf(),
+                why: "has no file name".into(),
+            })
+        })?;
+        let temp = temp_path_for(out);
+        let longest = temp.file_name().map_or(0, |n| n.len()).max(name.len());
+        if longest > NAME_MAX {
+            return Err(VeilError::Setting(crate::error::InvalidSetting::Path {
+                path: out.to_path_buf(),
+                why: format!(
+                    "this output's name (or its temp file's, {longest} bytes) is longer than the {NAME_MAX} bytes a file name can have; choose a shorter -o name"
+                ),
+            }));
+        }
+        if resolve(out).is_some_and(|c| c == canon_in) {
+            return Err(VeilError::OutputIsInput(out.to_path_buf()));
+        }
+    }
+    let mut dirs = CreatedDirs::default();
+    for out in outputs {
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        dirs.create(parent)?;
+    }
+    Ok(dirs)
+}
+
+/// Where `path` points once resolved (through links), whether or not it exists yet.
+pub fn resolve(path: &Path) -> Option<PathBuf> {
+    if let Ok(c) = path.canonicalize() {
+        return Some(c);
+    }
+    let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if !parent.exists() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| VeilError::io("cannot create output folder", parent, e))?;
+    let name = path.file_name()?;
+    match parent.canonicalize() {
+        Ok(p) => Some(p.join(name)),
+        // The folder does not exist yet: resolve what does.
+        Err(_) => Some(resolve(parent)?.join(name)),
     }
-    let canon_parent = parent
-        .canonicalize()
-        .map_err(|e| VeilError::io("cannot resolve output folder", parent, e))?;
-    let name = output.file_name().ok_or_else(|| {
-        VeilError::Setting(crate::error::InvalidSetting::Path {
-            path: output.to_path_buf(),
-            why: "has no file name".into(),
-        })
-    })?;
-    let canon_out = canon_parent.join(name);
-    let same = canon_out == canon_in
-        || canon_out
-            .canonicalize()
-            .map(|c| c == canon_in)
-            .unwrap_or(false);
-    if same {
-        return Err(VeilError::OutputIsInput(output.to_path_buf()));
+}
+
+/// Folders a run created, removed again (when empty) unless the run succeeded: a failed run
+/// leaves nothing behind, not even the folder it would have written into.
+#[derive(Debug, Default)]
+#[must_use = "the folders are removed when this is dropped unless keep() is called"]
+pub struct CreatedDirs {
+    dirs: Vec<PathBuf>,
+}
+
+impl CreatedDirs {
+    /// Creates `dir` and its missing ancestors, remembering which ones it made.
+    pub fn create(&mut self, dir: &Path) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut d = Some(dir);
+        while let Some(p) = d.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+            missing.push(p.to_path_buf());
+            d = p.parent();
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| VeilError::io("cannot create output folder", dir, e))?;
+        self.dirs.extend(missing);
+        Ok(())
     }
-    Ok(())
+
+    /// The run succeeded: the folders stay.
+    pub fn keep(mut self) {
+        self.dirs.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        // Deepest first: a folder made by an earlier call may hold one made by a later call.
+        self.dirs
+            .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in &self.dirs {
+            // Only an empty folder goes (remove_dir refuses others).
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -134,15 +200,40 @@ mod tests {
     }
 
     #[test]
-    fn output_equal_to_input_is_refused() {
+    fn an_output_or_side_file_equal_to_the_input_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.mp4");
         std::fs::write(&input, b"x").unwrap();
         assert!(matches!(
-            check_paths(&input, &dir.path().join("./in.mp4")),
+            check_paths(&input, &[&dir.path().join("./in.mp4")]),
             Err(VeilError::OutputIsInput(_))
         ));
-        check_paths(&input, &dir.path().join("sub/out.mp4")).unwrap();
+        // `veil redact o.mp4.audit.json -o o.mp4` would write its audit record over the input.
+        let audit = dir.path().join("o.mp4.audit.json");
+        std::fs::write(&audit, b"{}").unwrap();
+        let video = dir.path().join("o.mp4");
+        let side = crate::audit::audit_path(&video);
+        assert!(matches!(
+            check_paths(&audit, &[&video, &side]),
+            Err(VeilError::OutputIsInput(p)) if p == side
+        ));
+        check_paths(&input, &[&dir.path().join("sub/out.mp4")])
+            .unwrap()
+            .keep();
         assert!(dir.path().join("sub").is_dir());
+    }
+
+    #[test]
+    fn folders_a_failed_run_made_are_removed_and_long_names_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.mp4");
+        std::fs::write(&input, b"x").unwrap();
+        let deep = dir.path().join("a/b/c/out.mp4");
+        let beside = dir.path().join("a/b/c.review/page.html");
+        drop(check_paths(&input, &[&deep, &beside]).unwrap());
+        assert!(!dir.path().join("a").exists());
+        let long = dir.path().join(format!("{}.mp4", "x".repeat(245)));
+        let e = check_paths(&input, &[&long]).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
     }
 }

@@ -41,12 +41,16 @@ fn main() -> ExitCode {
     match cli::run(cli.cmd, cli.verbose > 0, &cancel) {
         Ok(code) => code,
         Err(e) => {
-            // One line: the error chain joined, so scripts and people both get it whole.
-            let msg = e
-                .chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
+            // One line: the error chain joined, so scripts and people both get it whole (a
+            // cause already spelled out by the message above it is not repeated).
+            let mut msg = String::new();
+            for c in e.chain().map(|c| c.to_string()) {
+                if msg.is_empty() {
+                    msg = c;
+                } else if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
             eprintln!("veil: error: {msg}");
             ExitCode::from(
                 e.downcast_ref::<VeilError>()

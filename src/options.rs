@@ -2,7 +2,7 @@
 //! settings resolved for one input ([`ResolvedOptions`]: automatic values fixed from its frame
 //! rate, the job's device and threads), which is what the audit record keeps.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -17,6 +17,9 @@ use crate::redact::RedactConfig;
 use crate::rerender::EditPlan;
 use crate::schedule::Cadence;
 use crate::track::TrackConfig;
+
+/// The default `--max-pixels`: 4096x4096.
+pub const DEFAULT_MAX_PIXELS: u64 = 4096 * 4096;
 
 /// Everything a redaction run can be told.
 #[derive(Debug, Clone, Serialize)]
@@ -70,9 +73,18 @@ pub struct RedactOptions {
     pub threads: Option<usize>,
     /// Redact every frame that decodes and record the rest, instead of failing.
     pub allow_damaged: bool,
+    /// Video frames of more pixels are refused (`--max-pixels`): memory grows with the frame
+    /// (the look-ahead window holds 8 to 64 of them), so a hostile 8192x8192 stream is stopped
+    /// before it is decoded. The default takes every size up to 4096x4096 (4K is 8.3 MP).
+    pub max_pixels: u64,
     /// A reviewer's corrections (`--edits`); audio spans are in `encode.audio_edits`.
     #[serde(skip)]
     pub edits: Option<Arc<EditPlan>>,
+    /// Where the redaction review page goes (`--review-dir`); by default a sibling of the
+    /// output folder named `<folder>.review-NOT-FOR-DISCLOSURE`, never the output folder:
+    /// the page shows unredacted faces.
+    #[serde(skip)]
+    pub review_dir: Option<PathBuf>,
 }
 
 impl Default for RedactOptions {
@@ -99,7 +111,9 @@ impl Default for RedactOptions {
             encode: EncodeConfig::default(),
             threads: None,
             allow_damaged: false,
+            max_pixels: DEFAULT_MAX_PIXELS,
             edits: None,
+            review_dir: None,
         }
     }
 }
@@ -171,6 +185,14 @@ impl RedactOptions {
                 return Err(InvalidSetting::out_of_range(flag, v, "0 (auto) to 120").into());
             }
         }
+        if !(1..=8192 * 8192).contains(&self.max_pixels) {
+            return Err(InvalidSetting::out_of_range(
+                "--max-pixels",
+                self.max_pixels,
+                "1 to 67108864 (8192x8192)",
+            )
+            .into());
+        }
         if let Some(t) = self.threads {
             if !(1..=256).contains(&t) {
                 return Err(InvalidSetting::out_of_range("--threads", t, "1..256").into());
@@ -195,6 +217,78 @@ impl RedactOptions {
         } else {
             Vec::new()
         }
+    }
+
+    /// What a fresh run with these settings would use, to check an audit record against
+    /// before a re-render re-uses its boxes.
+    pub fn fresh_run<'a>(
+        &self,
+        settings: &'a dyn Fn(f64, (usize, usize)) -> Result<serde_json::Value>,
+    ) -> Result<crate::rerender::FreshRun<'a>> {
+        let models = crate::detect::resolve_models(&self.detector_spec())?
+            .into_iter()
+            .map(|m| (m.id, m.sha256.to_ascii_lowercase()))
+            .collect();
+        Ok(crate::rerender::FreshRun { settings, models })
+    }
+
+    /// The settings this run would record for a video at `fps` and `size`.
+    pub fn settings_value(
+        &self,
+        fps: f64,
+        size: (usize, usize),
+        job: &Job,
+    ) -> Result<serde_json::Value> {
+        serde_json::to_value(self.resolve(fps, size, job))
+            .map_err(|e| crate::error::VeilError::serialize("settings", e))
+    }
+
+    /// The redaction review page for a video redacted into `output`.
+    pub fn review_page(&self, output: &Path) -> PathBuf {
+        let dir = match &self.review_dir {
+            Some(d) => d.clone(),
+            None => crate::review::default_review_dir(
+                output
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            ),
+        };
+        crate::review::page_path(&dir, output)
+    }
+
+    /// Refuses a `--review-dir` inside `output_folder`: the review folder holds unredacted
+    /// faces, and the output folder is what may be released.
+    pub fn check_review_dir(&self, output_folder: &Path) -> Result<()> {
+        let Some(dir) = &self.review_dir else {
+            return Ok(());
+        };
+        let folder = if output_folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            output_folder
+        };
+        match (crate::fsutil::resolve(dir), crate::fsutil::resolve(folder)) {
+            (Some(d), Some(f)) if d.starts_with(&f) => Err(crate::error::VeilError::setting(
+                "--review-dir",
+                format!(
+                    "{} is inside the output folder {}; review pages show unredacted faces, so they must live outside what may be released",
+                    dir.display(),
+                    folder.display()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every file a redaction of `input` into `output` writes: the output, its audit record,
+    /// and for video the review page.
+    pub fn outputs(&self, input: &Path, output: &Path) -> Vec<PathBuf> {
+        let mut v = vec![output.to_path_buf(), crate::audit::audit_path(output)];
+        if !crate::decode::is_image(input) {
+            v.push(self.review_page(output));
+        }
+        v
     }
 
     /// The models this run loads.

@@ -57,7 +57,6 @@ pub fn process_video(
     progress: Option<ProgressFn>,
 ) -> Result<ProcessSummary> {
     let started = Instant::now();
-    check_paths(input, output)?;
     let mut analyzer = None;
     let summary = pipeline::redact_video(
         input,
@@ -66,7 +65,7 @@ pub fn process_video(
         job,
         dets,
         progress,
-        Some(&mut analyzer),
+        Some((hopts, &mut analyzer)),
     )?;
     let highlights = |e: VeilError| VeilError::Highlights {
         output: output.to_path_buf(),
@@ -79,15 +78,10 @@ pub fn process_video(
     let sha = crate::audit::AuditRecord::read(&summary.audit)
         .ok()
         .map(|a| a.input.sha256);
-    highlights::output::write(
-        &analysis,
-        names,
-        input,
-        sha.as_deref(),
-        Some(output),
-        Some(input),
-    )
-    .map_err(highlights)?;
+    // The page plays the redacted video only: it sits in the output folder, which may be
+    // disclosed (the original is on the redaction review page, in the review folder).
+    highlights::output::write(&analysis, names, input, sha.as_deref(), Some(output), None)
+        .map_err(highlights)?;
     Ok(ProcessSummary {
         highlights: analysis.highlights.len(),
         highlights_json: names.json.clone(),
@@ -119,13 +113,24 @@ pub fn process_file(
             ),
         ));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| VeilError::io("cannot create output folder", dir, e))?;
+    opts.check_review_dir(dir)?;
     let output = redacted_name(dir, input);
     let names = OutputNames::new(dir, "");
+    let mut outputs = opts.outputs(input, &output);
+    outputs.extend(names.paths());
+    let dirs = check_paths(
+        input,
+        &outputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    )?;
+    if let Some(x) = &hopts.extra {
+        // An unusable extra model is found now, not after the whole redaction.
+        x.check(job.device)?;
+    }
     let threads = opts.threads_for(job);
     let mut dets = Detectors::load(&opts.detector_spec(), threads.ort, job.device)?;
-    process_video(
+    let summary = process_video(
         input, &output, &names, opts, hopts, job, &mut dets, progress,
-    )
+    )?;
+    dirs.keep();
+    Ok(summary)
 }

@@ -380,6 +380,29 @@ fn mosaic(buf: &mut [u8], w: usize, h: usize, ch: usize, cell: usize) {
     }
 }
 
+/// The regions to redact for `boxes`: the boxes of one track that mostly overlap (its
+/// gap-filled box and where following found it) become their union, redacted once.
+pub fn merge_overlaps(boxes: &[(u32, Class, BBox)]) -> Vec<(Class, BBox)> {
+    let mut out: Vec<(u32, Class, BBox)> = Vec::with_capacity(boxes.len());
+    for &(id, class, b) in boxes {
+        match out
+            .iter_mut()
+            .find(|(oid, _, o)| *oid == id && o.intersection(&b) >= 0.5 * o.area().min(b.area()))
+        {
+            Some(o) => {
+                o.2 = BBox::new(
+                    o.2.x1.min(b.x1),
+                    o.2.y1.min(b.y1),
+                    o.2.x2.max(b.x2),
+                    o.2.y2.max(b.y2),
+                )
+            }
+            None => out.push((id, class, b)),
+        }
+    }
+    out.into_iter().map(|(_, c, b)| (c, b)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,5 +521,29 @@ mod tests {
             redact_plane(&mut plane, &b, Shape::Box, Style::Solid, &[0], &mut s);
         }
         assert!(data.iter().all(|&v| v == 7));
+    }
+
+    #[test]
+    fn a_tracks_overlapping_boxes_are_redacted_once_as_their_union() {
+        let a = BBox::new(0.0, 0.0, 10.0, 10.0);
+        let b = BBox::new(2.0, 1.0, 12.0, 11.0);
+        let far = BBox::new(50.0, 50.0, 60.0, 60.0);
+        let m = merge_overlaps(&[
+            (1, Class::Face, a),
+            (1, Class::Face, b),
+            (1, Class::Face, far),
+        ]);
+        assert_eq!(
+            m,
+            vec![
+                (Class::Face, BBox::new(0.0, 0.0, 12.0, 11.0)),
+                (Class::Face, far)
+            ]
+        );
+        // Boxes of two tracks stay apart, however much they overlap.
+        assert_eq!(
+            merge_overlaps(&[(1, Class::Face, a), (2, Class::Face, b)]).len(),
+            2
+        );
     }
 }

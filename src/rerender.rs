@@ -37,12 +37,15 @@ impl EditPlan {
     }
 
     /// Builds the plan for re-rendering `input` with `edits` (read from `edits_path`), re-using
-    /// the detections of `audit` when it describes this same input.
+    /// the detections of `audit` only when it is a record this veil wrote for this input with
+    /// the settings and models of `fresh`, and the output it describes is still as recorded
+    /// (see [`reusable`]); otherwise the detectors run again.
     pub fn build(
         input: &Path,
         edits: &Edits,
         edits_path: &Path,
         audit: Option<&Path>,
+        fresh: &FreshRun,
     ) -> Result<EditPlan> {
         let input_sha = crate::util::sha256_file(input)?;
         if !input_sha.eq_ignore_ascii_case(&edits.input_sha256) {
@@ -60,7 +63,11 @@ impl EditPlan {
         let mut detections_from = None;
         if let Some(a) = audit.filter(|a| a.is_file()) {
             let rec = AuditRecord::read(a)?;
-            if rec.input.sha256.eq_ignore_ascii_case(&input_sha) {
+            let why_not = reusable(&rec, &input_sha, fresh);
+            if let Some(why) = &why_not {
+                tracing::warn!("{}: {why}; detecting again", a.display());
+            }
+            if why_not.is_none() {
                 let mut map = FrameBoxes::default();
                 for t in rec.tracks.iter().filter(|t| t.class != Class::Manual) {
                     for [f, x, y, w, h] in &t.boxes {
@@ -85,11 +92,6 @@ impl EditPlan {
                 }
                 replay = Some(map);
                 detections_from = Some(crate::util::sha256_file(a)?);
-            } else {
-                tracing::warn!(
-                    "{} describes another input; detecting again (track ids are stable for the same settings)",
-                    a.display()
-                );
             }
         }
         let edits_sha = crate::util::sha256_file(edits_path)?;
@@ -110,24 +112,122 @@ impl EditPlan {
     }
 }
 
+/// What a fresh run would use: an audit record's boxes are re-used only when its run used
+/// the same.
+pub struct FreshRun<'a> {
+    /// The run's settings resolved for a video at `fps` and `(w, h)`, as the audit keeps them.
+    pub settings: &'a dyn Fn(f64, (usize, usize)) -> Result<serde_json::Value>,
+    /// (id, sha256) of the models it would load.
+    pub models: Vec<(String, String)>,
+}
+
+/// The settings that decide which boxes a run finds: a record made with others is stale.
+pub const DETECTION_SETTINGS: [&str; 20] = [
+    "thresh",
+    "plate_thresh",
+    "detect_size",
+    "hires_size",
+    "hires_every",
+    "key_every",
+    "plates",
+    "plate_every",
+    "plate_turns_every",
+    "plate_tiles",
+    "plate_tile",
+    "plate_rotate",
+    "follow_s",
+    "face_model",
+    "plate_model",
+    "track",
+    "thorough",
+    "follow_frames",
+    "plate_track",
+    "cadence",
+];
+
+/// Why the boxes of `rec` cannot stand in for a fresh run on the input whose sha256 is
+/// `input_sha` (None: they can): another input or veil version, other detection settings or
+/// models, or an output that is no longer the one it describes. A re-render must never redact
+/// less than a fresh run would, except where a reviewer's edit says so.
+pub fn reusable(rec: &AuditRecord, input_sha: &str, fresh: &FreshRun) -> Option<String> {
+    if !rec.input.sha256.eq_ignore_ascii_case(input_sha) {
+        return Some("it describes another input".into());
+    }
+    if rec.veil_version != env!("CARGO_PKG_VERSION") {
+        return Some(format!(
+            "it was written by veil {}, not {}",
+            rec.veil_version,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    let Some(video) = rec.video.as_ref() else {
+        return Some("it describes no video".into());
+    };
+    let fps = video["frame_rate"][0].as_f64().unwrap_or(0.0)
+        / video["frame_rate"][1].as_f64().unwrap_or(1.0).max(1.0);
+    let size = (
+        video["width"].as_u64().unwrap_or(0) as usize,
+        video["height"].as_u64().unwrap_or(0) as usize,
+    );
+    let now = match (fresh.settings)(fps, size) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("its settings cannot be compared ({e})")),
+    };
+    if let Some(k) = DETECTION_SETTINGS
+        .iter()
+        .find(|k| rec.settings.get(**k) != now.get(**k))
+    {
+        return Some(format!("it was made with another {k} setting"));
+    }
+    let used: Vec<(String, String)> = rec
+        .models
+        .iter()
+        .map(|m| (m.id.clone(), m.sha256.to_ascii_lowercase()))
+        .collect();
+    if used != fresh.models {
+        return Some("it was made with other models".into());
+    }
+    let out = Path::new(&rec.output.path);
+    match crate::util::sha256_file(out) {
+        Ok(h) if h.eq_ignore_ascii_case(&rec.output.sha256) => None,
+        Ok(_) => Some(format!(
+            "the output it describes, {}, has changed since",
+            out.display()
+        )),
+        Err(_) => Some(format!(
+            "the output it describes, {}, cannot be read",
+            out.display()
+        )),
+    }
+}
+
 /// Plans `veil redact INPUT --edits EDITS -o OUTPUT`: the reviewer's corrections, and the
-/// detections of `detections` (default: OUTPUT's audit record when it describes this input).
-/// An audit given explicitly that does not describe the input is an error.
+/// detections of `detections` (default: OUTPUT's audit record) when they can be re-used (see
+/// [`reusable`]). An audit given explicitly that cannot be is an error.
 pub fn plan(
     input: &Path,
     output: &Path,
     edits_path: &Path,
     detections: Option<&Path>,
+    fresh: &FreshRun,
 ) -> Result<EditPlan> {
     let edits = Edits::read(edits_path)?;
     let audit = detections
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::audit::audit_path(output));
-    let plan = EditPlan::build(input, &edits, edits_path, Some(&audit))?;
+    let plan = EditPlan::build(input, &edits, edits_path, Some(&audit), fresh)?;
     if plan.replay.is_none() && detections.is_some() {
+        let why = AuditRecord::read(&audit)
+            .ok()
+            .and_then(|rec| reusable(&rec, &crate::util::sha256_file(input).ok()?, fresh))
+            .unwrap_or_else(|| "it cannot be read".into());
         return Err(VeilError::setting(
             "--detections",
-            format!("{} does not describe {}", audit.display(), input.display()),
+            format!(
+                "{} cannot be re-used for {}: {why}",
+                audit.display(),
+                input.display()
+            ),
         ));
     }
     Ok(plan)

@@ -1,4 +1,6 @@
-//! The redaction review page (`<output>.redaction-review.html`): original and redacted video,
+//! The redaction review page (`<review folder>/<output name>.redaction-review.html`, outside
+//! the output folder: it shows unredacted faces, so it is never part of a disclosure):
+//! original and redacted video,
 //! every track as a card with thumbnails of what was redacted, and the corrections a reviewer
 //! exports as `edits.json` (see [`crate::edits`]) for `veil redact --edits`.
 
@@ -22,11 +24,26 @@ pub const THUMBS_PER_TRACK: usize = 3;
 pub const THUMB_EVERY: u64 = 45;
 const THUMB_H: usize = 96;
 
-/// Path of the review page for an output file.
-pub fn page_path(output: &Path) -> PathBuf {
+/// What the review folder's name ends with: it holds unredacted material.
+pub const REVIEW_SUFFIX: &str = ".review-NOT-FOR-DISCLOSURE";
+
+/// The review folder beside an output folder: `<folder>.review-NOT-FOR-DISCLOSURE`, a sibling,
+/// so sharing the output folder never shares it.
+pub fn default_review_dir(output_folder: &Path) -> PathBuf {
+    let abs = crate::fsutil::resolve(output_folder).unwrap_or_else(|| output_folder.to_path_buf());
+    let mut name = abs.file_name().unwrap_or_default().to_os_string();
+    if name.is_empty() {
+        name.push("veil");
+    }
+    name.push(REVIEW_SUFFIX);
+    abs.with_file_name(name)
+}
+
+/// Path of the review page for an output file, in the review folder `dir`.
+pub fn page_path(dir: &Path, output: &Path) -> PathBuf {
     let mut name = output.file_name().unwrap_or_default().to_os_string();
     name.push(".redaction-review.html");
-    output.with_file_name(name)
+    dir.join(name)
 }
 
 /// A JPEG data URI of `b` (grown by a fifth) cut from a planar YUV frame, `THUMB_H` tall.
@@ -80,8 +97,10 @@ pub fn crop_thumb(f: &frame::Video, b: &BBox) -> Option<String> {
     ))
 }
 
-/// Writes the review page for a finished redaction. `thumbs` maps track ids to thumbnails.
+/// Writes the review page `page` for a finished redaction. `thumbs` maps track ids to
+/// thumbnails.
 pub fn write_page(
+    page: &Path,
     audit: &AuditRecord,
     input: &Path,
     output: &Path,
@@ -89,7 +108,7 @@ pub fn write_page(
     has_audio: bool,
     thumbs: &std::collections::HashMap<u32, Vec<String>>,
 ) -> Result<PathBuf> {
-    let page = page_path(output);
+    let page = page.to_path_buf();
     let dir = page.parent().unwrap_or(Path::new("."));
     let url = |p: &Path| crate::html::relative_url(dir, p);
     let (w, h) = audit

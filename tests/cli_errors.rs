@@ -10,7 +10,7 @@ fn link(src: &Path, dst: &Path) {
 }
 
 /// A cache folder with the real ONNX Runtime and models, to be broken by each test.
-fn cache_copy(with_ort: bool, models: bool) -> tempfile::TempDir {
+fn cache_copy(with_ort: bool, models: bool) -> TempDir {
     let real = veil::paths::cache_dir();
     let d = tempdir();
     if with_ort {

@@ -237,8 +237,9 @@ fn review_page_loop_in_a_real_browser() {
         .arg(&out)
         .arg(&input));
     assert!(o.status.success(), "{}", stderr(&o));
-    let page = veil::review::page_path(&out);
-    assert!(page.is_file());
+    // The page is in the review folder beside the output folder, never in it.
+    let page = veil::review::page_path(&veil::review::default_review_dir(d.path()), &out);
+    assert!(page.is_file(), "{}", page.display());
     let dl = d.path().join("downloads");
     let shot = root().join("target/redaction-review.png");
     let o = Command::new("python3")

@@ -263,6 +263,13 @@ pub struct OptArgs {
     /// Redact every frame that decodes and record undecodable spans, instead of failing.
     #[arg(long)]
     pub allow_damaged: bool,
+    /// Refuse video frames of more pixels (memory grows with the frame size).
+    #[arg(long, default_value_t = veil::options::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Where the redaction review page goes (it shows unredacted faces, so never into the
+    /// output folder; default: a sibling folder <output folder>.review-NOT-FOR-DISCLOSURE).
+    #[arg(long)]
+    pub review_dir: Option<PathBuf>,
     /// Threads for inference and decoding (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -305,6 +312,8 @@ impl OptArgs {
             face_model: self.face_model.clone(),
             plate_model: self.plate_model.clone(),
             allow_damaged: self.allow_damaged,
+            max_pixels: self.max_pixels,
+            review_dir: self.review_dir.clone(),
             ..RedactOptions::default()
         };
         o.track.max_gap = self.max_gap;

@@ -48,7 +48,11 @@ fn redact(a: RedactArgs, verbose: bool, cancel: &Arc<AtomicBool>) -> anyhow::Res
         }
     }
     if let Some(path) = &a.edits {
-        let plan = veil::rerender::plan(&a.input, &a.output, path, a.detections.as_deref())?;
+        let fresh_opts = opts.clone();
+        let settings = |fps, size| fresh_opts.settings_value(fps, size, &job);
+        let fresh = fresh_opts.fresh_run(&settings)?;
+        let plan =
+            veil::rerender::plan(&a.input, &a.output, path, a.detections.as_deref(), &fresh)?;
         opts.encode
             .audio_edits
             .extend(plan.record.audio.iter().cloned());

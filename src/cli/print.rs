@@ -143,6 +143,25 @@ pub fn redact_summary(s: &veil::RedactSummary, verbose: bool) {
             .map(|p| format!("; review page: {}", p.display()))
             .unwrap_or_default()
     );
+    damage_notes(s);
+}
+
+/// Warns of what the audit records about the input's damage and timestamp jumps.
+fn damage_notes(s: &veil::RedactSummary) {
+    if s.damaged > 0 {
+        eprintln!(
+            "veil: warning: the input is damaged: {} damaged stretch(es) were skipped or concealed; they are listed under \"damaged\" in {}",
+            s.damaged,
+            s.audit.display()
+        );
+    }
+    if s.discontinuities > 0 {
+        eprintln!(
+            "veil: note: the input's timestamps jump back {} time(s) (joined segments); each segment keeps its duration, see \"discontinuities\" in {}",
+            s.discontinuities,
+            s.audit.display()
+        );
+    }
 }
 
 /// The summary of `veil process`.
@@ -163,6 +182,7 @@ pub fn process_summary(s: &veil::process::ProcessSummary) {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     );
+    damage_notes(&s.redact);
 }
 
 /// The table of `veil models`.

@@ -3,6 +3,7 @@
 
 mod convert;
 mod gray;
+mod log;
 mod still;
 mod stream;
 
@@ -17,7 +18,7 @@ pub use convert::{
     chroma_shift, crop_rgb, luma, make_writable, working_format, FormatConverter, RgbScaler,
 };
 pub use gray::{decode_gray_frames, Gray};
-pub use still::{is_image, load_rgb, IMAGE_EXTS, MAX_IMAGE_PIXELS};
+pub use still::{is_image, load_rgb, load_upright, IMAGE_EXTS, MAX_IMAGE_PIXELS};
 pub use stream::{DamagePolicy, DecodeStatus, Decoder};
 
 /// Initialises FFmpeg once and keeps its log quiet unless asked.
@@ -25,11 +26,9 @@ pub fn init() -> Result<()> {
     static INIT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     INIT.get_or_init(|| {
         ffmpeg::init().map_err(|e| e.to_string())?;
-        ffmpeg::log::set_level(if std::env::var_os("VEIL_FFMPEG_LOG").is_some() {
-            ffmpeg::log::Level::Info
-        } else {
-            ffmpeg::log::Level::Fatal
-        });
+        // Errors are watched (a demuxer's damage reports, `log`); the rest is printed only
+        // with VEIL_FFMPEG_LOG.
+        log::install(std::env::var_os("VEIL_FFMPEG_LOG").is_some());
         Ok(())
     })
     .clone()
@@ -193,6 +192,21 @@ impl Input {
 
     pub fn time_base(&self) -> Rational {
         Rational::new(self.info.time_base[0], self.info.time_base[1])
+    }
+
+    /// Whether the file has an audio stream.
+    pub fn has_audio(&self) -> bool {
+        self.ictx
+            .streams()
+            .any(|s| s.parameters().medium() == media::Type::Audio)
+    }
+
+    /// The file's duration in seconds (the longest stream), when the container says.
+    pub fn duration_s(&self) -> Option<f64> {
+        let d = self.ictx.duration();
+        (d > 0)
+            .then(|| d as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+            .or(self.info.duration_s)
     }
 
     /// One frame at the stream's frame rate, in time-base ticks.

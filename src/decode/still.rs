@@ -20,29 +20,37 @@ pub fn is_image(path: &Path) -> bool {
 /// Largest image accepted, in pixels (guards against decompression bombs).
 pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
 
+/// Reads an image as RGB, turned upright as its EXIF orientation says (so faces are detected
+/// the way a viewer sees them, and the output, written without EXIF, shows the same way).
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| VeilError::io("cannot open image", path, e))?
-        .with_guessed_format()
-        .map_err(|e| VeilError::io("cannot read image", path, e))?;
-    let (w, h) = reader.into_dimensions().map_err(|e| VeilError::Input {
+    load_upright(path).map(|(img, _)| img)
+}
+
+/// [`load_rgb`], and the EXIF orientation that was applied (`NoTransforms` when none).
+pub fn load_upright(path: &Path) -> Result<(RgbImage, image::metadata::Orientation)> {
+    let bad = |e: image::ImageError| VeilError::Input {
         path: path.to_path_buf(),
         msg: format!("not a readable image ({e})"),
-    })?;
+    };
+    let reader = || -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
+        ImageReader::open(path)
+            .map_err(|e| VeilError::io("cannot open image", path, e))?
+            .with_guessed_format()
+            .map_err(|e| VeilError::io("cannot read image", path, e))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(bad)?;
     if w as u64 * h as u64 > MAX_IMAGE_PIXELS {
         return Err(VeilError::Input {
             path: path.to_path_buf(),
             msg: format!("image {w}x{h} exceeds the {MAX_IMAGE_PIXELS}-pixel limit"),
         });
     }
-    let img = ImageReader::open(path)
-        .map_err(|e| VeilError::io("cannot open image", path, e))?
-        .with_guessed_format()
-        .map_err(|e| VeilError::io("cannot read image", path, e))?
-        .decode()
-        .map_err(|e| VeilError::Input {
-            path: path.to_path_buf(),
-            msg: format!("not a readable image ({e})"),
-        })?;
-    Ok(img.to_rgb8())
+    use image::ImageDecoder;
+    let mut decoder = reader()?.into_decoder().map_err(bad)?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
+    img.apply_orientation(orientation);
+    Ok((img.to_rgb8(), orientation))
 }

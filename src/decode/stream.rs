@@ -58,13 +58,21 @@ pub struct Decoder {
     state: State,
     frames: u64,
     video_packets: u64,
+    /// The timestamp of the last frame decoded, to place damage that has none of its own.
+    last_pts: Option<i64>,
     cancel: Option<Arc<AtomicBool>>,
+    /// The demuxer's logged errors (damage it skipped over).
+    watch: super::log::Watch,
 }
 
 impl Decoder {
     /// Decodes `input`; with `to` set, frames come out in that pixel format.
     pub fn new(input: Input, policy: DamagePolicy, to: Option<ffmpeg::format::Pixel>) -> Self {
+        // SAFETY: only the context's address is taken (as a key for its log messages).
+        let ptr = unsafe { input.ictx.as_ptr() } as *const libc::c_void;
+        let watch = super::log::Watch::new(ptr);
         Decoder {
+            watch,
             input,
             policy,
             streams: Vec::new(),
@@ -74,6 +82,7 @@ impl Decoder {
             state: State::Reading,
             frames: 0,
             video_packets: 0,
+            last_pts: None,
             cancel: None,
         }
     }
@@ -101,8 +110,11 @@ impl Decoder {
 
     fn when(&self, pts: Option<i64>) -> String {
         let tb = f64::from(self.input.time_base());
-        pts.map(|p| crate::util::format_time(p as f64 * tb))
-            .unwrap_or_else(|| "time unknown".into())
+        match (pts, self.last_pts) {
+            (Some(p), _) => crate::util::format_time(p as f64 * tb),
+            (None, Some(p)) => format!("after {}", crate::util::format_time(p as f64 * tb)),
+            (None, None) => "time unknown".into(),
+        }
     }
 
     /// Applies the damage policy: an error, a `Damaged` status, or nothing (logged).
@@ -164,6 +176,18 @@ impl Decoder {
         {
             return Err(VeilError::Interrupted);
         }
+        // Damage the demuxer logged while reading the last packets, placed where it was met.
+        let logged = self.watch.take();
+        if !logged.is_empty() {
+            let fix = "re-run with --allow-damaged to redact what can be read and record the loss";
+            let why = format!(
+                "the demuxer skipped damaged data (it said: {})",
+                logged.join("; ")
+            );
+            if let Some(s) = self.damage(None, why, fix)? {
+                return Ok(Some(s));
+            }
+        }
         match self.pkt.read(&mut self.input.ictx) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => return self.at_end_of_file(),
@@ -196,29 +220,43 @@ impl Decoder {
         Ok(None)
     }
 
-    /// The demuxer is done: checks the file was whole, then flushes the decoder.
+    /// The demuxer is done: flushes the decoder, then checks the file was whole.
     fn at_end_of_file(&mut self) -> Result<Option<DecodeStatus>> {
         self.state = State::Flushing;
         self.input
             .decoder
             .send_eof()
             .map_err(|e| VeilError::ffmpeg("flush decoder", e))?;
+        let logged = self.watch.take();
+        let said = if logged.is_empty() {
+            String::new()
+        } else {
+            format!(" (the demuxer said: {})", logged.join("; "))
+        };
         // A demuxer can report a clean end of file on a truncated file: compare with the
         // container's own count, so a cut-short file is never taken for a complete one.
-        if let Some(expected) = self.input.info.frames_hint {
-            if self.video_packets < expected {
-                let msg = format!(
-                    "the file ends early: {} of the {expected} video packets its index lists could be read (truncated or damaged)",
-                    self.video_packets
-                );
-                return match self.policy {
-                    DamagePolicy::FailClosed => Err(VeilError::Input {
-                        path: self.input.path.clone(),
-                        msg: format!("{msg}; --allow-damaged redacts what decodes"),
-                    }),
-                    _ => self.damage(None, msg, ""),
-                };
-            }
+        if let Some(expected) = self
+            .input
+            .info
+            .frames_hint
+            .filter(|&n| self.video_packets < n)
+        {
+            let msg = format!(
+                "the file ends early: {} of the {expected} video packets its index lists could be read (truncated or damaged){said}",
+                self.video_packets
+            );
+            return match self.policy {
+                DamagePolicy::FailClosed => Err(VeilError::Input {
+                    path: self.input.path.clone(),
+                    msg: format!("{msg}; --allow-damaged redacts what decodes"),
+                }),
+                _ => self.damage(None, msg, ""),
+            };
+        }
+        if !logged.is_empty() {
+            let fix = "re-run with --allow-damaged to redact what can be read and record the loss";
+            let why = format!("the demuxer skipped damaged data{said}");
+            return self.damage(None, why, fix);
         }
         Ok(None)
     }
@@ -230,6 +268,9 @@ impl Decoder {
             (*f).decode_error_flags != 0 || ((*f).flags & ffmpeg::ffi::AV_FRAME_FLAG_CORRUPT) != 0
         };
         let pts = self.decoded.timestamp();
+        if pts.is_some() {
+            self.last_pts = pts;
+        }
         if corrupt && self.policy == DamagePolicy::FailClosed {
             return Err(VeilError::Damaged(
                 "the decoder reported a corrupt frame; re-run with --allow-damaged to redact the frames that decode and record the rest".into(),

@@ -156,6 +156,41 @@ pub struct DetectorSpec {
     pub plates: bool,
 }
 
+/// The models of `spec` (manifest ids or files, or the manifest's defaults), sha256-checked:
+/// the face model, then the plate model when plates are on.
+pub fn resolve_models(spec: &DetectorSpec) -> Result<Vec<ResolvedModel>> {
+    let manifest = Manifest::builtin()?;
+    let resolve = |user: &Option<PathBuf>, task: Task| -> Result<ResolvedModel> {
+        match user {
+            // A manifest id (e.g. `--plate-model platedet`) unless a file of that name exists.
+            Some(p) if !p.exists() && manifest.get(&p.to_string_lossy()).is_ok() => {
+                let m = manifest.get(&p.to_string_lossy())?;
+                if m.task != task {
+                    return Err(InvalidSetting::invalid(
+                        format!("--{}-model", format!("{task:?}").to_lowercase()),
+                        format!(
+                            "model {} is a {:?} model, not a {task:?} model",
+                            m.id, m.task
+                        ),
+                    )
+                    .into());
+                }
+                m.resolve()
+            }
+            Some(p) => models::resolve_user_model(p, task),
+            None => manifest
+                .default_for(task)
+                .ok_or_else(|| VeilError::Manifest(format!("no default {task:?} model")))?
+                .resolve(),
+        }
+    };
+    let mut out = vec![resolve(&spec.face_model, Task::Face)?];
+    if spec.plates {
+        out.push(resolve(&spec.plate_model, Task::Plate)?);
+    }
+    Ok(out)
+}
+
 /// Loaded detectors and the models they came from.
 pub struct Detectors {
     pub face: Detector,
@@ -167,42 +202,13 @@ pub struct Detectors {
 impl Detectors {
     /// Resolves (sha256-checked) and opens the models of `spec`.
     pub fn load(spec: &DetectorSpec, threads: usize, device: Device) -> Result<Detectors> {
-        let manifest = Manifest::builtin()?;
-        let resolve = |user: &Option<PathBuf>, task: Task| -> Result<ResolvedModel> {
-            match user {
-                // A manifest id (e.g. `--plate-model platedet`) unless a file of that name exists.
-                Some(p) if !p.exists() && manifest.get(&p.to_string_lossy()).is_ok() => {
-                    let m = manifest.get(&p.to_string_lossy())?;
-                    if m.task != task {
-                        return Err(InvalidSetting::invalid(
-                            format!("--{}-model", format!("{task:?}").to_lowercase()),
-                            format!(
-                                "model {} is a {:?} model, not a {task:?} model",
-                                m.id, m.task
-                            ),
-                        )
-                        .into());
-                    }
-                    m.resolve()
-                }
-                Some(p) => models::resolve_user_model(p, task),
-                None => manifest
-                    .default_for(task)
-                    .ok_or_else(|| VeilError::Manifest(format!("no default {task:?} model")))?
-                    .resolve(),
-            }
+        let mut models = resolve_models(spec)?;
+        let face = Detector::open(&models[0], Class::Face, threads, device)?;
+        let plate = match models.get(1) {
+            Some(m) => Some(Detector::open(m, Class::Plate, threads, device)?),
+            None => None,
         };
-        let face_model = resolve(&spec.face_model, Task::Face)?;
-        let face = Detector::open(&face_model, Class::Face, threads, device)?;
-        let mut models = vec![face_model];
-        let plate = if spec.plates {
-            let m = resolve(&spec.plate_model, Task::Plate)?;
-            let d = Detector::open(&m, Class::Plate, threads, device)?;
-            models.push(m);
-            Some(d)
-        } else {
-            None
-        };
+        models.truncate(if plate.is_some() { 2 } else { 1 });
         Ok(Detectors {
             face,
             plate,

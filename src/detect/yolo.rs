@@ -89,9 +89,15 @@ impl Yolo {
         })
     }
 
-    /// The unpadded size the frame is scaled to (aspect kept; padded to the input size).
+    /// The unpadded size the frame is scaled to (aspect kept; padded to the input size). A
+    /// dynamic model scales small pictures up at most twice: the cost follows the pixels (a
+    /// 16x16 clip runs at 32x32, not 640x640).
     pub fn input_size(&self, w: usize, h: usize) -> (usize, usize) {
-        letterbox_size(w, h, self.size.0, self.size.1)
+        let (lw, lh) = letterbox_size(w, h, self.size.0, self.size.1);
+        if self.dynamic && lw > 2 * w.max(1) {
+            return ((2 * w).max(1), (2 * h).max(1));
+        }
+        (lw, lh)
     }
 
     pub fn detect(&mut self, img: &Rgb, thresh: f32) -> Result<Vec<Detection>> {

@@ -117,6 +117,9 @@ struct CopiedStream {
     in_tb: Rational,
     out_tb: Rational,
     last_dts: Option<i64>,
+    last_duration: i64,
+    /// Added to this stream's timestamps since its last backward jump.
+    offset: i64,
     /// Set when audio edits apply: the stream is decoded, edited and re-encoded.
     rewrite: Option<AudioRewriter>,
 }
@@ -276,6 +279,24 @@ fn add_audio_streams(
         if s.parameters().medium() != media::Type::Audio {
             continue;
         }
+        let id = s.parameters().id();
+        // SAFETY: both pointers come from live FFmpeg objects; the call only reads them.
+        let fits = unsafe {
+            ffmpeg::ffi::avformat_query_codec(
+                octx.format().as_ptr(),
+                id.into(),
+                ffmpeg::ffi::FF_COMPLIANCE_NORMAL,
+            )
+        };
+        if fits == 0 {
+            return Err(VeilError::setting(
+                "-o",
+                format!(
+                    "audio stream {} ({id:?}) cannot be stored in this container; write .mkv (which takes it as it is) or drop the audio with --no-audio",
+                    s.index()
+                ),
+            ));
+        }
         let rewrite = if cfg.audio_edits.is_empty() {
             None
         } else {
@@ -305,6 +326,8 @@ fn add_audio_streams(
             in_tb: s.time_base(),
             out_tb: s.time_base(),
             last_dts: None,
+            last_duration: 0,
+            offset: 0,
             rewrite: rewrite.map(|r| r.0),
         });
     }
@@ -393,15 +416,25 @@ impl Output {
         let Some(c) = self.copied.iter_mut().find(|c| c.in_index == in_index) else {
             return Ok(());
         };
-        // A muxer rejects non-increasing dts; such a packet is damaged input, not ours to fix.
+        // Timestamps that jump back (segments joined end to end) would be refused by the
+        // muxer: the packets from there on move forward by the jump, as the video does.
+        if c.offset != 0 {
+            pkt.set_pts(pkt.pts().map(|p| p.saturating_add(c.offset)));
+            pkt.set_dts(pkt.dts().map(|p| p.saturating_add(c.offset)));
+        }
         if let (Some(prev), Some(d)) = (c.last_dts, pkt.dts()) {
-            if d < prev {
-                return Err(VeilError::Damaged(format!(
-                    "audio stream {in_index} has timestamps going backwards ({prev} then {d})"
-                )));
+            if d <= prev {
+                let shift = prev.saturating_add(c.last_duration.max(1)) - d;
+                tracing::info!(
+                    "audio stream {in_index}: timestamps jump back at {prev}; moved forward by {shift}"
+                );
+                c.offset = c.offset.saturating_add(shift);
+                pkt.set_pts(pkt.pts().map(|p| p.saturating_add(shift)));
+                pkt.set_dts(Some(d.saturating_add(shift)));
             }
         }
         c.last_dts = pkt.dts().or(c.last_dts);
+        c.last_duration = pkt.duration();
         if let Some(rw) = c.rewrite.as_mut() {
             rw.decoder
                 .send_packet(&pkt)

@@ -44,9 +44,6 @@ pub struct AudioAnalyzer {
     recent_levels: std::collections::VecDeque<f32>,
     fft: Arc<dyn Fft<f32>>,
     spec: Vec<Complex32>,
-    /// Raw samples kept for the VAD, which runs after the pass.
-    pub samples: Vec<f32>,
-    keep_samples: bool,
     t0: f64,
 }
 
@@ -60,10 +57,14 @@ fn db(power: f64) -> f32 {
     }
 }
 
+impl Default for AudioAnalyzer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl AudioAnalyzer {
-    /// `keep_samples`: keep the whole signal for the VAD pass (4 bytes per sample: 230 MB per
-    /// hour at 16 kHz).
-    pub fn new(keep_samples: bool) -> Self {
+    pub fn new() -> Self {
         let meter = ebur128::EbuR128::new(1, RATE, ebur128::Mode::M)
             .expect("mono 16 kHz is a valid EBU R128 configuration");
         AudioAnalyzer {
@@ -73,8 +74,6 @@ impl AudioAnalyzer {
             recent_levels: std::collections::VecDeque::with_capacity(128),
             fft: FftPlanner::new().plan_fft_forward(FFT_N),
             spec: vec![Complex32::default(); FFT_N],
-            samples: Vec::new(),
-            keep_samples,
             t0: 0.0,
         }
     }
@@ -85,9 +84,6 @@ impl AudioAnalyzer {
     }
 
     pub fn push(&mut self, samples: &[f32]) {
-        if self.keep_samples {
-            self.samples.extend_from_slice(samples);
-        }
         self.pending.extend_from_slice(samples);
         let mut start = 0;
         while self.pending.len() - start >= HOP {
@@ -99,13 +95,13 @@ impl AudioAnalyzer {
     }
 
     /// Flushes a final partial hop (zero-padded) and returns the hops.
-    pub fn finish(mut self) -> (Vec<AudioHop>, Vec<f32>) {
+    pub fn finish(mut self) -> Vec<AudioHop> {
         if !self.pending.is_empty() {
             let mut hop = std::mem::take(&mut self.pending);
             hop.resize(HOP, 0.0);
             self.analyse_hop(&hop);
         }
-        (self.hops, self.samples)
+        self.hops
     }
 
     fn analyse_hop(&mut self, hop: &[f32]) {
@@ -250,9 +246,9 @@ mod tests {
         // A 1 kHz sine at -20 dBFS peak has an RMS of -23 dBFS; K-weighting adds about +0.7 dB
         // at 1 kHz, and mono R128 loudness is -0.691 + 10 log10(mean square): -23.0 LUFS.
         let amp = 10f32.powf(-20.0 / 20.0);
-        let mut a = AudioAnalyzer::new(false);
+        let mut a = AudioAnalyzer::new();
         a.push(&tone(1000.0, amp, 3.0));
-        let (hops, _) = a.finish();
+        let hops = a.finish();
         let last = hops[hops.len() - 2];
         assert!(
             (last.loudness - (-23.0)).abs() < 0.3,
@@ -262,9 +258,9 @@ mod tests {
         assert!((last.rms_db - (-23.01)).abs() < 0.1, "rms {}", last.rms_db);
         assert_eq!(last.clipped, 0.0);
         // 10 dB quieter input reads 10 dB lower.
-        let mut b = AudioAnalyzer::new(false);
+        let mut b = AudioAnalyzer::new();
         b.push(&tone(1000.0, amp / 10f32.powf(0.5), 3.0));
-        let (hb, _) = b.finish();
+        let hb = b.finish();
         assert!((last.loudness - hb[hb.len() - 2].loudness - 10.0).abs() < 0.2);
     }
 
@@ -304,9 +300,9 @@ mod tests {
         let mut x = tone(300.0, 0.01, 2.0);
         x.extend(std::iter::repeat(1.0f32).take(400));
         x.extend(tone(300.0, 0.01, 0.5));
-        let mut a = AudioAnalyzer::new(false);
+        let mut a = AudioAnalyzer::new();
         a.push(&x);
-        let (hops, _) = a.finish();
+        let hops = a.finish();
         let max_imp = hops.iter().map(|h| h.impulse_db).fold(0.0, f32::max);
         assert!(max_imp > 30.0, "impulse {max_imp}");
         assert!(hops.iter().any(|h| h.clipped > 0.0));
@@ -316,12 +312,12 @@ mod tests {
 
     #[test]
     fn high_share_rises_with_brighter_spectra() {
-        let mut a = AudioAnalyzer::new(false);
+        let mut a = AudioAnalyzer::new();
         a.push(&tone(300.0, 0.3, 0.2));
-        let mut b = AudioAnalyzer::new(false);
+        let mut b = AudioAnalyzer::new();
         b.push(&tone(2500.0, 0.3, 0.2));
-        let (ha, _) = a.finish();
-        let (hb, _) = b.finish();
+        let ha = a.finish();
+        let hb = b.finish();
         assert!(ha[1].high_share < 0.1 && hb[1].high_share > 0.9);
     }
 }

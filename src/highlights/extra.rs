@@ -60,17 +60,19 @@ impl ExtraSignal {
         })
     }
 
-    /// Runs the model on each second of `samples`; returns `seconds` scores.
-    pub fn run(
-        &self,
-        samples: &[f32],
-        seconds: usize,
-        threads: usize,
-        device: crate::accel::Device,
-    ) -> Result<(Vec<f32>, ModelUse)> {
+    /// Opens the model and runs it on one second of silence, so an unusable model is refused
+    /// before any work (not after a whole redaction).
+    pub fn check(&self, device: crate::accel::Device) -> Result<()> {
+        let mut s = self.stream(1, device)?;
+        s.push(&vec![0.0f32; super::audio::RATE as usize])?;
+        s.finish(1).map(|_| ())
+    }
+
+    /// The model, ready to take audio as it arrives (one run per second of it).
+    pub fn stream(&self, threads: usize, device: crate::accel::Device) -> Result<ExtraStream> {
         let id = self.name.clone();
         let sha = crate::util::sha256_file(&self.path)?;
-        let mut session = crate::runtime::open_session(&id, &self.path, threads, device)?;
+        let session = crate::runtime::open_session(&id, &self.path, threads, device)?;
         let input_name = session
             .inputs()
             .first()
@@ -79,44 +81,84 @@ impl ExtraSignal {
                 id: id.clone(),
                 msg: "the model has no input".into(),
             })?;
-        let err = |e: ort::Error| VeilError::ort(Some(&id), e);
-        let rate = super::audio::RATE as usize;
-        let mut buf = vec![0.0f32; rate];
-        let mut out = Vec::with_capacity(seconds);
-        for s in 0..seconds {
-            let a = (s * rate).min(samples.len());
-            let b = ((s + 1) * rate).min(samples.len());
-            buf.fill(0.0);
-            buf[..b - a].copy_from_slice(&samples[a..b]);
-            let t = TensorRef::from_array_view(([1usize, rate], buf.as_slice())).map_err(err)?;
-            let outputs = session
-                .run(ort::inputs![input_name.as_str() => t])
-                .map_err(err)?;
-            let (_, v) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
-            let x = v
-                .get(self.class)
-                .copied()
-                .ok_or_else(|| VeilError::ModelFormat {
-                    id: id.clone(),
-                    msg: format!(
-                        "output has {} values; class {} is out of range",
-                        v.len(),
-                        self.class
-                    ),
-                })?;
-            out.push(if x.is_finite() {
-                x.clamp(0.0, 1.0)
-            } else {
-                0.0
-            });
-        }
-        Ok((
-            out,
-            ModelUse {
-                id: self.name.clone(),
+        Ok(ExtraStream {
+            session,
+            input_name,
+            class: self.class,
+            buf: Vec::with_capacity(super::audio::RATE as usize),
+            out: Vec::new(),
+            model: ModelUse {
+                id,
                 sha256: sha,
                 license: "user-supplied".into(),
             },
-        ))
+        })
+    }
+}
+
+/// An extra signal model fed as audio arrives: one score per second, no audio kept.
+pub struct ExtraStream {
+    session: ort::session::Session,
+    input_name: String,
+    class: usize,
+    buf: Vec<f32>,
+    out: Vec<f32>,
+    model: ModelUse,
+}
+
+impl ExtraStream {
+    /// Adds 16 kHz mono samples; each full second is scored.
+    pub fn push(&mut self, mut samples: &[f32]) -> Result<()> {
+        let rate = super::audio::RATE as usize;
+        while !samples.is_empty() {
+            let n = (rate - self.buf.len()).min(samples.len());
+            self.buf.extend_from_slice(&samples[..n]);
+            samples = &samples[n..];
+            if self.buf.len() == rate {
+                self.score()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores the last partial second (zero-padded); returns `seconds` scores (padded with
+    /// zeros or cut to that many) and the model's record.
+    pub fn finish(mut self, seconds: usize) -> Result<(Vec<f32>, ModelUse)> {
+        if !self.buf.is_empty() {
+            self.score()?;
+        }
+        self.out.resize(seconds, 0.0);
+        Ok((self.out, self.model))
+    }
+
+    fn score(&mut self) -> Result<()> {
+        let id = self.model.id.clone();
+        let err = |e: ort::Error| VeilError::ort(Some(&id), e);
+        let rate = super::audio::RATE as usize;
+        self.buf.resize(rate, 0.0);
+        let t = TensorRef::from_array_view(([1usize, rate], self.buf.as_slice())).map_err(err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => t])
+            .map_err(err)?;
+        let (_, v) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
+        let x = v
+            .get(self.class)
+            .copied()
+            .ok_or_else(|| VeilError::ModelFormat {
+                id: id.clone(),
+                msg: format!(
+                    "output has {} values; class {} is out of range",
+                    v.len(),
+                    self.class
+                ),
+            })?;
+        self.out.push(if x.is_finite() {
+            x.clamp(0.0, 1.0)
+        } else {
+            0.0
+        });
+        self.buf.clear();
+        Ok(())
     }
 }

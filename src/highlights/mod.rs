@@ -98,13 +98,50 @@ struct AudioTap {
     decoder: ffmpeg::decoder::Audio,
     resampler: Option<software::resampling::Context>,
     analyzer: audio::AudioAnalyzer,
+    /// The models that listen as the audio arrives (nothing of the audio itself is kept).
+    vad: Option<(vad::Vad, ModelUse)>,
+    extra: Option<extra::ExtraStream>,
     started: bool,
     decoded: frame::Audio,
 }
 
+impl AudioTap {
+    /// Feeds 16 kHz mono samples to the hop analysis and the listening models.
+    fn feed(&mut self, samples: &[f32]) -> Result<()> {
+        self.analyzer.push(samples);
+        if let Some((v, _)) = self.vad.as_mut() {
+            v.push(samples)?;
+        }
+        if let Some(x) = self.extra.as_mut() {
+            x.push(samples)?;
+        }
+        Ok(())
+    }
+}
+
+/// Silero VAD from the manifest, opened on `job`'s device.
+fn open_vad(opts: &HighlightOptions, job: &Job) -> Result<(vad::Vad, ModelUse)> {
+    let manifest = Manifest::builtin()?;
+    let entry = manifest
+        .default_for(Task::Vad)
+        .ok_or_else(|| VeilError::Manifest("the manifest has no voice-activity model".into()))?;
+    let model = entry.resolve()?;
+    let session =
+        crate::runtime::open_session(&model.id, &model.path, opts.threads.max(1), job.device)?;
+    Ok((
+        vad::Vad::new(session, &model.id, job.cancel.clone()),
+        ModelUse {
+            id: model.id.clone(),
+            sha256: model.sha256.clone(),
+            license: entry.license.clone(),
+        },
+    ))
+}
+
 impl Analyzer {
-    /// Prepares for the opened `input`.
-    pub fn new(input: &Input) -> Result<Analyzer> {
+    /// Prepares for the opened `input`, with the models `opts` asks for loaded now (so a
+    /// missing or unusable one is found before any work).
+    pub fn new(input: &Input, opts: &HighlightOptions, job: &Job) -> Result<Analyzer> {
         let (ictx, video_index) = (&input.ictx, input.video_index);
         // SAFETY: reading a plain field of a live format context.
         let start = unsafe { (*ictx.as_ptr()).start_time };
@@ -127,7 +164,13 @@ impl Analyzer {
                         tb: f64::from(st.time_base()),
                         decoder,
                         resampler: None,
-                        analyzer: audio::AudioAnalyzer::new(true),
+                        analyzer: audio::AudioAnalyzer::new(),
+                        vad: opts.vad.then(|| open_vad(opts, job)).transpose()?,
+                        extra: opts
+                            .extra
+                            .as_ref()
+                            .map(|x| x.stream(opts.threads, job.device))
+                            .transpose()?,
                         started: false,
                         decoded: frame::Audio::empty(),
                     }),
@@ -234,61 +277,50 @@ impl Analyzer {
     pub fn finish(mut self, duration: f64, opts: &HighlightOptions, job: &Job) -> Result<Analysis> {
         let origin = self.origin;
         let started = Instant::now();
-        let (hops, samples) = match self.audio.take() {
+        let mut models = Vec::new();
+        let mut notes = Vec::new();
+        let mut extra_stream = None;
+        let hops = match self.audio.take() {
             Some(mut a) => {
                 let _ = a.decoder.send_eof();
                 a.drain(origin)?;
+                let mut tail = Vec::new();
                 if let Some(r) = a.resampler.as_mut() {
                     let mut out = frame::Audio::empty();
                     while let Ok(Some(_)) | Ok(None) = r.flush(&mut out) {
                         if out.samples() == 0 {
                             break;
                         }
-                        a.analyzer.push(&out.plane::<f32>(0)[..out.samples()]);
+                        tail.extend_from_slice(&out.plane::<f32>(0)[..out.samples()]);
                         out = frame::Audio::empty();
                     }
                 }
-                a.analyzer.finish()
+                a.feed(&tail)?;
+                extra_stream = a.extra.take();
+                let mut hops = a.analyzer.finish();
+                match a.vad.take() {
+                    Some((v, model)) => {
+                        let per_hop = vad::per_hop(&v.finish()?, hops.len());
+                        for (h, p) in hops.iter_mut().zip(per_hop) {
+                            h.speech = p;
+                        }
+                        models.push(model);
+                    }
+                    None => {
+                        notes.push(
+                            "voice activity model disabled: speech presence estimated from pitch"
+                                .to_string(),
+                        );
+                        for h in hops.iter_mut() {
+                            h.speech = if h.pitch_hz > 0.0 { 0.7 } else { 0.0 };
+                        }
+                    }
+                }
+                hops
             }
-            None => (Vec::new(), Vec::new()),
+            None => Vec::new(),
         };
-        let mut hops = hops;
-        let mut models = Vec::new();
-        let mut notes = Vec::new();
-        if !samples.is_empty() {
-            if opts.vad {
-                let manifest = Manifest::builtin()?;
-                let entry = manifest.default_for(Task::Vad).ok_or_else(|| {
-                    VeilError::Manifest("the manifest has no voice-activity model".into())
-                })?;
-                let model = entry.resolve()?;
-                let session = crate::runtime::open_session(
-                    &model.id,
-                    &model.path,
-                    opts.threads.max(1),
-                    job.device,
-                )?;
-                let mut v = vad::Vad::new(session, &model.id, job.cancel.clone());
-                let probs = v.run(&samples)?;
-                let per_hop = vad::per_hop(&probs, hops.len());
-                for (h, p) in hops.iter_mut().zip(per_hop) {
-                    h.speech = p;
-                }
-                models.push(ModelUse {
-                    id: model.id.clone(),
-                    sha256: model.sha256.clone(),
-                    license: entry.license.clone(),
-                });
-            } else {
-                notes.push(
-                    "voice activity model disabled: speech presence estimated from pitch"
-                        .to_string(),
-                );
-                for h in hops.iter_mut() {
-                    h.speech = if h.pitch_hz > 0.0 { 0.7 } else { 0.0 };
-                }
-            }
-        } else {
+        if hops.is_empty() {
             notes.push("no decodable audio: audio signals are absent".to_string());
         }
         if self.frames.is_empty() {
@@ -306,7 +338,11 @@ impl Analyzer {
         }
         let mut extra_tracks = Vec::new();
         if let Some(x) = &opts.extra {
-            let (track, m) = x.run(&samples, secs.len(), opts.threads, job.device)?;
+            // No audio: the model heard nothing, and scores nothing.
+            let (track, m) = match extra_stream {
+                Some(s) => s.finish(secs.len())?,
+                None => x.stream(opts.threads, job.device)?.finish(secs.len())?,
+            };
             extra_tracks.push((x.kind, x.name.clone(), track));
             models.push(m);
         }
@@ -387,7 +423,8 @@ impl AudioTap {
                 .map_err(|e| VeilError::ffmpeg("audio resampler", e))?;
             let n = out.samples();
             if n > 0 {
-                self.analyzer.push(&out.plane::<f32>(0)[..n]);
+                let buf = out.plane::<f32>(0)[..n].to_vec();
+                self.feed(&buf)?;
             }
         }
         Ok(())
@@ -434,7 +471,7 @@ pub fn analyze_file(
     progress: Option<ProgressFn>,
 ) -> Result<Analysis> {
     let inp = Input::open(input, job.threads.decode)?;
-    let mut an = Analyzer::new(&inp)?;
+    let mut an = Analyzer::new(&inp, opts, job)?;
     let total = inp.info.frames_hint;
     let duration = inp.info.duration_s.unwrap_or(0.0);
     let fmt = working_format(inp.decoder.format(), inp.info.width, inp.info.height);
@@ -480,12 +517,19 @@ pub fn highlights_file(
             format!("{}: highlights need a video", input.display()),
         ));
     }
-    let analysis = analyze_file(input, opts, job, progress)?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| VeilError::io("cannot create output folder", dir, e))?;
     let names = OutputNames::new(dir, "");
+    let outputs = names.paths();
+    let dirs = crate::fsutil::check_paths(
+        input,
+        &outputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    )?;
+    if let Some(x) = &opts.extra {
+        x.check(job.device)?;
+    }
+    let analysis = analyze_file(input, opts, job, progress)?;
     let sha = crate::util::sha256_file(input).ok();
     output::write(&analysis, &names, input, sha.as_deref(), Some(input), None)?;
+    dirs.keep();
     Ok((analysis, names))
 }
 
@@ -497,6 +541,11 @@ pub struct OutputNames {
 }
 
 impl OutputNames {
+    /// The three files.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        vec![self.json.clone(), self.vtt.clone(), self.html.clone()]
+    }
+
     /// `DIR/highlights.json` etc. when `prefix` is empty, `DIR/<prefix>highlights.json` else.
     pub fn new(dir: &Path, prefix: &str) -> OutputNames {
         OutputNames {

@@ -8,9 +8,9 @@ use image::{ImageFormat, RgbImage};
 
 use super::RedactSummary;
 use crate::audit::{self, JobRecord, TrackLog};
-use crate::decode::load_rgb;
+use crate::decode::load_upright;
 use crate::detect::rotate::Look;
-use crate::detect::views::{add_tile_plates, detect_rgb, detect_rgb_with, plate_looks};
+use crate::detect::views::{add_tile_plates, detect_rgb, detect_rgb_with, plate_looks, tile_grid};
 use crate::detect::{
     drop_parts, nms, Class, Detection, Detectors, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU,
 };
@@ -20,39 +20,64 @@ use crate::job::Job;
 use crate::options::RedactOptions;
 use crate::redact::{self, Plane};
 
-/// Detects faces (several widths) and plates (whole image plus overlapping tiles on large
-/// images) in an RGB image. Boxes are in image pixels.
+/// The largest picture a still's whole-image face pass runs on: the model's memory grows with
+/// its input (a 4096-pixel pass took 3.4 GiB), so larger stills are also looked at in tiles.
+pub const STILL_MAX_PASS: usize = 1536;
+/// Tiles of a large still for faces, looked at in full resolution.
+pub const STILL_FACE_TILE: usize = 1024;
+/// A large still's plate tiles: at most this many a side (tiles grow with the picture).
+const STILL_MAX_TILES: usize = 12;
+/// Stills of more pixels look turned only around plate-like candidates, like video.
+const STILL_ALL_TURNS_PIXELS: usize = 4_000_000;
+
+/// Detects faces (several sizes, and full-resolution tiles on large images) and plates (whole
+/// image plus overlapping tiles) in an RGB image. Boxes are in image pixels. Memory and time
+/// follow the picture's size: no pass is larger than [`STILL_MAX_PASS`].
 pub fn detect_image(
     img: &RgbImage,
     opts: &RedactOptions,
     dets: &mut Detectors,
 ) -> Result<Vec<Detection>> {
     let (w, h) = (img.width() as usize, img.height() as usize);
+    let long = w.max(h);
     let full = Rgb::new(w, h, w * 3, img.as_raw())?;
+    let looks = [Look::upright(opts.thresh)];
     let mut found = Vec::new();
-    let mut widths = vec![opts.detect_size, opts.detect_size * 2, w.max(h).min(4096)];
-    widths.sort_unstable();
-    widths.dedup();
-    for tw in widths {
-        found.extend(detect_rgb(
-            &mut dets.face,
-            &full,
-            tw,
-            &[Look::upright(opts.thresh)],
-        )?);
+    let mut sizes = vec![
+        opts.detect_size,
+        opts.detect_size * 2,
+        long.min(STILL_MAX_PASS),
+    ];
+    sizes.retain(|&s| s <= STILL_MAX_PASS.max(opts.detect_size));
+    sizes.sort_unstable();
+    sizes.dedup();
+    for size in sizes {
+        found.extend(detect_rgb(&mut dets.face, &full, size, &looks)?);
+    }
+    if long > STILL_MAX_PASS {
+        for (x, y, tw, th) in tile_grid(w, h, STILL_FACE_TILE) {
+            let view = full.crop(x, y, tw, th);
+            for mut d in detect_rgb(&mut dets.face, &view, STILL_FACE_TILE, &looks)? {
+                d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
+                found.push(d);
+            }
+        }
     }
     let mut found = drop_parts(nms(found, CENTERFACE_NMS_IOU));
     if let Some(pd) = dets.plate.as_mut() {
         let angles = opts.plate_angles();
-        // Stills are looked at turned everywhere: speed matters less than for video.
-        let looks = (opts.plate_thresh, angles.as_slice(), true);
+        let all_turns = w * h <= STILL_ALL_TURNS_PIXELS;
+        let looks = (opts.plate_thresh, angles.as_slice(), all_turns);
         let plates = detect_rgb_with(pd, &full, 0, |det, img| {
             plate_looks(det, img, looks.0, looks.1, looks.2).map(|p| p.0)
         })?;
-        // Stills get the model's native scale (640-pixel tiles), as speed matters less than
-        // for video.
-        let tile = opts.plate_tile.min(640);
-        let plates = if tile > 0 && w.max(h) > tile {
+        // Stills get tiles at the model's native scale (640 pixels) where that keeps to a few
+        // a side; larger stills get larger tiles.
+        let tile = match opts.plate_tile {
+            0 => 0,
+            t => t.min(640).max(long.div_ceil(STILL_MAX_TILES)),
+        };
+        let plates = if tile > 0 && long > tile {
             add_tile_plates(pd, &full, tile, |_| true, looks, plates)?
         } else {
             nms(plates, YOLO_NMS_IOU)
@@ -124,7 +149,7 @@ pub fn redact_image(
         why: "image output must end in .jpg, .png, .bmp or .webp".into(),
     })?;
     dets.set_low_memory(false)?;
-    let mut img = load_rgb(input)?;
+    let (mut img, orientation) = load_upright(input)?;
     let found = detect_image(&img, opts, dets)?;
     redact_rgb(&mut img, &found, opts);
     write_image(&img, output, out_format)?;
@@ -141,9 +166,19 @@ pub fn redact_image(
         output,
         frames_in: 1,
         frames_out: 1,
-        video: None,
+        // Where the input's EXIF said the picture is turned, the pixels were turned upright
+        // (the output carries no EXIF, so it shows as the input did).
+        video: (orientation != image::metadata::Orientation::NoTransforms).then(|| {
+            serde_json::json!({
+                "width": img.width(),
+                "height": img.height(),
+                "exif_orientation": format!("{orientation:?}"),
+                "orientation_applied_to_pixels": true,
+            })
+        }),
         damaged: vec![],
         fixups: 0,
+        discontinuities: vec![],
         tracks,
         settings: serde_json::to_value(&settings)
             .map_err(|e| VeilError::serialize("settings", e))?,
@@ -161,6 +196,8 @@ pub fn redact_image(
         face_tracks,
         plate_tracks: found.len() - face_tracks,
         redacted_frames: (!found.is_empty()) as u64,
+        damaged: 0,
+        discontinuities: 0,
         seconds,
         fps: 1.0 / seconds.max(1e-9),
         timing: Default::default(),

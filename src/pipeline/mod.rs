@@ -8,7 +8,7 @@ mod record;
 mod stage;
 mod threads;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use image::redact_image;
@@ -21,7 +21,7 @@ use crate::detect::{views::upright_turns, Class, Detectors};
 use crate::encode::{container_for, EncodeBudget, Output};
 use crate::error::{Result, VeilError};
 use crate::fsutil::{check_paths, temp_path_for, TempGuard};
-use crate::highlights::Analyzer;
+use crate::highlights::{Analyzer, HighlightOptions};
 use crate::job::{is_large_frame, Job, LowMemoryGuard};
 use crate::options::RedactOptions;
 use crate::progress::ProgressFn;
@@ -39,18 +39,26 @@ pub fn redact_file(
 ) -> Result<RedactSummary> {
     opts.validate()?;
     job.validate()?;
-    check_paths(input, output)?;
+    opts.check_review_dir(output.parent().unwrap_or(Path::new(".")))?;
+    let outputs = opts.outputs(input, output);
+    let dirs = check_paths(
+        input,
+        &outputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    )?;
     let threads = opts.threads_for(job);
     let mut dets = Detectors::load(&opts.detector_spec(), threads.ort, job.device)?;
-    if is_image(input) {
+    let summary = if is_image(input) {
         redact_image(input, output, opts, job, &mut dets)
     } else {
         redact_video(input, output, opts, job, &mut dets, progress, None)
-    }
+    }?;
+    dirs.keep();
+    Ok(summary)
 }
 
 /// Redacts a video file. Paths must have been checked with [`check_paths`]. With `highlights`
-/// given, an analyser of the input is made there and fed from the same decode (`veil process`).
+/// given, an analyser of the input is made in its slot and fed from the same decode (`veil
+/// process`).
 pub fn redact_video(
     input_path: &Path,
     output: &Path,
@@ -58,13 +66,14 @@ pub fn redact_video(
     job: &Job,
     dets: &mut Detectors,
     progress: Option<ProgressFn>,
-    highlights: Option<&mut Option<Analyzer>>,
+    highlights: Option<(&HighlightOptions, &mut Option<Analyzer>)>,
 ) -> Result<RedactSummary> {
     let started = Instant::now();
     let container = container_for(output)?;
     let threads = opts.threads_for(job);
     let input = Input::open_with(input_path, threads.decode, opts.encode.hwaccel)?;
     let info = input.info.clone();
+    check_input(input_path, &input, opts)?;
     let (w, h) = (info.width as usize, info.height as usize);
     let low_memory = LowMemoryGuard::new(is_large_frame(w, h));
     dets.set_low_memory(low_memory.is_on())?;
@@ -88,8 +97,8 @@ pub fn redact_video(
     let copied = out.copied_streams();
     let has_audio = !copied.is_empty();
     let tap = match highlights {
-        Some(slot) => {
-            *slot = Some(Analyzer::new(&input)?);
+        Some((hopts, slot)) => {
+            *slot = Some(Analyzer::new(&input, hopts, job)?);
             slot.as_mut()
         }
         None => None,
@@ -154,7 +163,9 @@ pub fn redact_video(
     }
     guard.commit(output)?;
 
+    let review_page = opts.review_page(output);
     let record = record::Record {
+        review_page: &review_page,
         input: input_path,
         output,
         info: &info,
@@ -164,6 +175,7 @@ pub fn redact_video(
     };
     let count = |c: Class| frames.tracks.iter().filter(|t| t.class == c).count();
     let (face_tracks, plate_tracks) = (count(Class::Face), count(Class::Plate));
+    let (damaged, discontinuities) = (frames.damaged.len(), frames.discontinuities.len());
     let (audit_path, review) = record.write(&mut frames)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RedactSummary {
@@ -176,9 +188,36 @@ pub fn redact_video(
         face_tracks,
         plate_tracks,
         redacted_frames: frames.redacted_frames,
+        damaged,
+        discontinuities,
         seconds,
         fps: frames.frames_out as f64 / seconds.max(1e-9),
         timing: frames.timing,
         passes: frames.counts,
     })
+}
+
+/// Refuses, before the first frame is decoded, an input veil cannot redact as asked: frames
+/// over `--max-pixels`, or audio edits that cannot apply to its audio.
+fn check_input(input_path: &Path, input: &Input, opts: &RedactOptions) -> Result<()> {
+    let info = &input.info;
+    let pixels = info.width as u64 * info.height as u64;
+    if pixels > opts.max_pixels {
+        return Err(crate::error::InvalidSetting::Path {
+            path: input_path.to_path_buf(),
+            why: format!(
+                "its frames are {}x{} ({pixels} pixels), over --max-pixels {}: a run holds dozens of frames in memory (about {} MiB at this size); raise --max-pixels to redact it anyway",
+                info.width,
+                info.height,
+                opts.max_pixels,
+                (pixels * 3 / 2 * 24) >> 20
+            ),
+        }
+        .into());
+    }
+    crate::edits::check_spans(
+        &opts.encode.audio_edits,
+        opts.encode.keep_audio && input.has_audio(),
+        input.duration_s(),
+    )
 }

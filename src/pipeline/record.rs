@@ -24,6 +24,10 @@ pub struct RedactSummary {
     pub face_tracks: usize,
     pub plate_tracks: usize,
     pub redacted_frames: u64,
+    /// Stretches of damaged input recorded in the audit (only with --allow-damaged).
+    pub damaged: usize,
+    /// Timestamp jumps the output smoothed over (recorded in the audit).
+    pub discontinuities: usize,
     pub seconds: f64,
     pub fps: f64,
     /// Seconds spent in each stage (redaction on the encode thread, the rest on the detect
@@ -67,6 +71,7 @@ pub struct StageTiming {
 
 /// What the audit record and the review page of a finished video say.
 pub(super) struct Record<'a> {
+    pub review_page: &'a Path,
     pub input: &'a Path,
     pub output: &'a Path,
     pub info: &'a VideoInfo,
@@ -90,6 +95,7 @@ impl Record<'_> {
             ),
             damaged: std::mem::take(&mut frames.damaged),
             fixups: frames.fixups,
+            discontinuities: std::mem::take(&mut frames.discontinuities),
             tracks: std::mem::take(&mut frames.tracks),
             settings: serde_json::to_value(self.settings)
                 .map_err(|e| VeilError::serialize("settings", e))?,
@@ -98,6 +104,7 @@ impl Record<'_> {
         })?;
         let audit = audit::AuditRecord::read(&audit_path)?;
         let review = crate::review::write_page(
+            self.review_page,
             &audit,
             self.input,
             self.output,

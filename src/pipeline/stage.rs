@@ -10,7 +10,7 @@ use ffmpeg::{frame, Packet};
 use ffmpeg_next as ffmpeg;
 
 use super::{passes, PassCounts, StageTiming, PLATE_FIRST_ID};
-use crate::audit::{DamagedSpan, TrackLog, TrackRecord};
+use crate::audit::{DamagedSpan, Discontinuity, TrackLog, TrackRecord};
 use crate::decode::{luma, RgbScaler};
 use crate::detect::{BBox, Class, Detectors};
 use crate::error::{Result, Stage, VeilError};
@@ -54,6 +54,10 @@ pub(super) enum EncMsg {
     Packet(usize, Packet),
 }
 
+/// What the stage reports when the encode thread stopped taking frames: a symptom, whose cause
+/// is the encode thread's own error.
+pub(super) const ENCODER_GONE: &str = "encoder stopped early";
+
 /// Where a run's boxes come from.
 pub enum BoxSource<'d> {
     /// The detectors, with tracking and following.
@@ -76,6 +80,7 @@ pub(super) struct StageResult {
     pub redacted_frames: u64,
     pub damaged: Vec<DamagedSpan>,
     pub fixups: u64,
+    pub discontinuities: Vec<Discontinuity>,
     pub tracks: Vec<TrackRecord>,
     pub timing: StageTiming,
     pub counts: PassCounts,
@@ -126,6 +131,9 @@ pub(super) struct DetectStage<'a> {
     last_pts: Option<i64>,
     last_dur: i64,
     fixups: u64,
+    /// Added to the input's timestamps since the last backward jump.
+    pts_offset: i64,
+    discontinuities: Vec<Discontinuity>,
     damaged: Vec<DamagedSpan>,
     out_frames: u64,
     redacted: u64,
@@ -201,6 +209,8 @@ impl<'a> DetectStage<'a> {
             last_pts: None,
             last_dur: geo.default_dur,
             fixups: 0,
+            pts_offset: 0,
+            discontinuities: Vec::new(),
             damaged: Vec::new(),
             out_frames: 0,
             redacted: 0,
@@ -212,7 +222,7 @@ impl<'a> DetectStage<'a> {
     }
 
     fn enc_closed() -> VeilError {
-        VeilError::ffmpeg("encode", "encoder stopped early")
+        VeilError::ffmpeg("encode", ENCODER_GONE)
     }
 
     /// Runs the stage until the decode thread hangs up, then finishes the window.
@@ -241,7 +251,12 @@ impl<'a> DetectStage<'a> {
             DecMsg::Damaged { pts, reason } => {
                 self.damaged.push(DamagedSpan {
                     before_frame: self.next_index,
-                    time_s: pts.map(|p| p as f64 * self.tb).unwrap_or(0.0).max(0.0),
+                    // Without a timestamp of its own, the damage is placed after the last frame.
+                    time_s: pts
+                        .or(self.last_pts)
+                        .map(|p| p as f64 * self.tb)
+                        .unwrap_or(0.0)
+                        .max(0.0),
                     reason,
                 });
                 Ok(())
@@ -271,6 +286,22 @@ impl<'a> DetectStage<'a> {
                 reason: "frame decoded with errors (concealed); redacted as decoded".into(),
             });
         }
+        // A timestamp more than a frame behind the last one is a discontinuity (segments
+        // joined end to end), not a stream of frames to squeeze into one tick each: the frames
+        // from here on move forward by the jump, so the segment keeps its duration.
+        if let (Some(raw), Some(last)) = (raw_pts, self.last_pts) {
+            let raw = raw.saturating_add(self.pts_offset);
+            if raw.saturating_add(self.last_dur) < last {
+                let shift = last.saturating_add(self.last_dur) - raw;
+                self.pts_offset = self.pts_offset.saturating_add(shift);
+                self.discontinuities.push(Discontinuity {
+                    before_frame: index,
+                    time_s: raw as f64 * self.tb,
+                    shift_s: shift as f64 * self.tb,
+                });
+            }
+        }
+        let raw_pts = raw_pts.map(|p| p.saturating_add(self.pts_offset));
         let (pts, fixed) = next_pts(raw_pts, self.last_pts, self.last_dur);
         self.fixups += fixed as u64;
         self.last_pts = Some(pts);
@@ -352,6 +383,7 @@ impl<'a> DetectStage<'a> {
             redacted_frames: self.redacted,
             damaged: self.damaged,
             fixups: self.fixups,
+            discontinuities: self.discontinuities,
             tracks: self.log.into_records(),
             thumbs: self
                 .thumbs
@@ -666,7 +698,7 @@ impl<'a> DetectStage<'a> {
                         // box is outside, so the box goes on along its last step until it has
                         // left the frame, covering the part that was already in view.
                         None => match step {
-                            Some((dx, dy)) if edge_bound(&b, (dx, dy), fw, fh) => {
+                            Some((dx, dy)) if crate::follow::edge_bound(&b, (dx, dy), fw, fh) => {
                                 b = b.map(1.0, 1.0, dx, dy);
                                 if b.clip(fw, fh).area() <= 0.0 {
                                     break;
@@ -729,7 +761,7 @@ impl<'a> DetectStage<'a> {
         for (id, class, b) in &boxes {
             self.log.add(*id, *class, p.index, time_s, b.to_xywh_i32());
         }
-        merge_overlaps(&boxes)
+        crate::redact::merge_overlaps(&boxes)
     }
 }
 
@@ -749,38 +781,6 @@ pub(super) fn redact_in_place(
     Ok(())
 }
 
-/// The regions to redact for `boxes`: the boxes of one track that mostly overlap (its
-/// gap-filled box and where following found it) become their union, redacted once.
-fn merge_overlaps(boxes: &[(u32, Class, BBox)]) -> Vec<(Class, BBox)> {
-    let mut out: Vec<(u32, Class, BBox)> = Vec::with_capacity(boxes.len());
-    for &(id, class, b) in boxes {
-        match out
-            .iter_mut()
-            .find(|(oid, _, o)| *oid == id && o.intersection(&b) >= 0.5 * o.area().min(b.area()))
-        {
-            Some(o) => {
-                o.2 = BBox::new(
-                    o.2.x1.min(b.x1),
-                    o.2.y1.min(b.y1),
-                    o.2.x2.max(b.x2),
-                    o.2.y2.max(b.y2),
-                )
-            }
-            None => out.push((id, class, b)),
-        }
-    }
-    out.into_iter().map(|(_, c, b)| (c, b)).collect()
-}
-
-/// Whether a box moving by `step` a frame is heading out of the `w`x`h` frame and is already
-/// near its edge (within two steps), so following it further is bound to fail.
-fn edge_bound(b: &BBox, (dx, dy): (f32, f32), w: f32, h: f32) -> bool {
-    let near = |lo: f32, hi: f32, d: f32, n: f32| {
-        (d < 0.0 && lo + 2.0 * d < 0.0) || (d > 0.0 && hi + 2.0 * d > n)
-    };
-    near(b.x1, b.x2, dx, w) || near(b.y1, b.y2, dy, h)
-}
-
 /// The timestamp a frame is encoded with: its own when it is later than the previous one;
 /// one duration after the previous when it has none; one tick after the previous when it does
 /// not increase (an encoder needs strictly increasing timestamps). Returns whether it was moved.
@@ -796,49 +796,6 @@ pub fn next_pts(raw: Option<i64>, prev: Option<i64>, last_dur: i64) -> (i64, boo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_tracks_overlapping_boxes_are_redacted_once_as_their_union() {
-        let a = BBox::new(0.0, 0.0, 10.0, 10.0);
-        let b = BBox::new(2.0, 1.0, 12.0, 11.0);
-        let far = BBox::new(50.0, 50.0, 60.0, 60.0);
-        let m = merge_overlaps(&[
-            (1, Class::Face, a),
-            (1, Class::Face, b),
-            (1, Class::Face, far),
-        ]);
-        assert_eq!(
-            m,
-            vec![
-                (Class::Face, BBox::new(0.0, 0.0, 12.0, 11.0)),
-                (Class::Face, far)
-            ]
-        );
-        // Boxes of two tracks stay apart, however much they overlap.
-        assert_eq!(
-            merge_overlaps(&[(1, Class::Face, a), (2, Class::Face, b)]).len(),
-            2
-        );
-    }
-
-    #[test]
-    fn only_boxes_heading_out_near_an_edge_are_carried_on() {
-        let b = BBox::new(10.0, 100.0, 110.0, 200.0);
-        assert!(edge_bound(&b, (-20.0, 0.0), 640.0, 480.0));
-        assert!(!edge_bound(&b, (20.0, 0.0), 640.0, 480.0));
-        assert!(!edge_bound(
-            &BBox::new(300.0, 100.0, 400.0, 200.0),
-            (-20.0, 0.0),
-            640.0,
-            480.0
-        ));
-        assert!(edge_bound(
-            &BBox::new(300.0, 400.0, 400.0, 470.0),
-            (0.0, 10.0),
-            640.0,
-            480.0
-        ));
-    }
 
     proptest::proptest! {
         /// Encoded timestamps always increase, and equal the input's whenever it increases.

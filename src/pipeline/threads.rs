@@ -4,7 +4,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use std::time::Instant;
 
-use super::stage::{redact_in_place, DecMsg, DetectStage, EncMsg, StageResult};
+use super::stage::{redact_in_place, DecMsg, DetectStage, EncMsg, StageResult, ENCODER_GONE};
 use crate::decode::{luma, DecodeStatus, Decoder};
 use crate::encode::Output;
 use crate::error::{Result, VeilError};
@@ -52,10 +52,18 @@ where
         let panicked = |what: &str| VeilError::Internal(format!("the {what} thread panicked"));
         let enc = encode.join().unwrap_or_else(|_| Err(panicked("encode")));
         let dec = decode.join().unwrap_or_else(|_| Err(panicked("decode")));
-        // The first real error wins; a closed channel in one stage is a symptom of another's.
-        let frames = frames?;
-        dec?;
-        Ok((frames, enc?))
+        // The first real error wins; a closed channel in one stage is a symptom of another's
+        // (the encoder's own error says why it stopped).
+        let gone =
+            |e: &VeilError| matches!(e, VeilError::Ffmpeg { msg, .. } if msg == ENCODER_GONE);
+        match (frames, enc) {
+            (Err(e), Err(cause)) if gone(&e) => Err(cause),
+            (frames, enc) => {
+                let frames = frames?;
+                dec?;
+                Ok((frames, enc?))
+            }
+        }
     })
 }
 

@@ -31,8 +31,27 @@ pub fn sha256(path: &Path) -> String {
     veil::util::sha256_file(path).expect("hash")
 }
 
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
+/// A temp folder for one test, removed with the review folder veil puts beside it (the
+/// redaction review page goes to `<output folder>.review-NOT-FOR-DISCLOSURE`, a sibling).
+pub struct TempDir(Option<tempfile::TempDir>);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().expect("live").path()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let review = veil::review::default_review_dir(d.path());
+            let _ = std::fs::remove_dir_all(review);
+        }
+    }
+}
+
+pub fn tempdir() -> TempDir {
+    TempDir(Some(tempfile::tempdir().expect("tempdir")))
 }
 
 /// Runs ffprobe and returns stdout.
