@@ -47,8 +47,8 @@ pub struct RedactOptions {
     /// where the upright look found a plate-like candidate (0: every 3rd sample; every sample
     /// with `thorough`).
     pub plate_turns_every: u32,
-    /// Tiles of a large frame each plate sample looks at, in turn, besides those holding a
-    /// candidate (0: 3; all with `thorough`).
+    /// Tiles of a large frame each plate sample looks at, in turn, besides the regions
+    /// around plate-like candidates of the whole-frame look (0: 3; all with `thorough`).
     pub plate_tiles: u32,
     /// Today's every-frame schedule, for the most recall whatever the cost (`--thorough`):
     /// faces on every frame, the small-face pass every 4th, plates every 0.2 s on every view

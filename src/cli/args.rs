@@ -227,8 +227,8 @@ pub struct OptArgs {
     /// candidates (0: every 3rd; every sample with --thorough).
     #[arg(long, default_value_t = 0)]
     pub plate_turns_every: u32,
-    /// Tiles of a large frame each plate sample looks at, in turn, besides those holding a
-    /// candidate (0: 3; all with --thorough).
+    /// Tiles of a large frame each plate sample looks at, in turn, besides the regions
+    /// around plate-like candidates of the whole-frame look (0: 3; all with --thorough).
     #[arg(long, default_value_t = 0)]
     pub plate_tiles: u32,
     /// Tile size for the extra plate pass on frames over 1.5x this size (0 turns it off).

@@ -109,6 +109,12 @@ impl Detector {
         }
     }
 
+    /// Whether a smaller picture costs this detector less (a dynamic-input YOLO export); a
+    /// fixed-size model pads every picture to its size.
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, Detector::Yolo(d) if d.is_dynamic())
+    }
+
     pub fn class(&self) -> Class {
         match self {
             Detector::CenterFace(d) => d.class,

@@ -150,22 +150,7 @@ pub fn detect_rgb_with(
     run: impl FnOnce(&mut Detector, &Rgb) -> Result<Vec<Detection>>,
 ) -> Result<Vec<Detection>> {
     let (dw, dh) = det.input_size(src.width, src.height, target_long);
-    let mut packed = Vec::with_capacity(src.width * src.height * 3);
-    for y in 0..src.height {
-        packed.extend_from_slice(src.row(y));
-    }
-    let tile = RgbImage::from_raw(src.width as u32, src.height as u32, packed)
-        .ok_or_else(|| VeilError::Internal("image buffer size mismatch".into()))?;
-    let resized = if (dw, dh) == (src.width, src.height) {
-        tile
-    } else {
-        image::imageops::resize(
-            &tile,
-            dw as u32,
-            dh as u32,
-            image::imageops::FilterType::Triangle,
-        )
-    };
+    let resized = resize_rgb(src, dw, dh)?;
     let img = Rgb::new(dw, dh, dw * 3, resized.as_raw())?;
     let sx = src.width as f32 / dw as f32;
     let sy = src.height as f32 / dh as f32;
@@ -176,6 +161,26 @@ pub fn detect_rgb_with(
             d
         })
         .collect())
+}
+
+/// `src` packed and resized to `dw`x`dh` (image crate, bilinear).
+fn resize_rgb(src: &Rgb, dw: usize, dh: usize) -> Result<RgbImage> {
+    let mut packed = Vec::with_capacity(src.width * src.height * 3);
+    for y in 0..src.height {
+        packed.extend_from_slice(src.row(y));
+    }
+    let tile = RgbImage::from_raw(src.width as u32, src.height as u32, packed)
+        .ok_or_else(|| VeilError::Internal("image buffer size mismatch".into()))?;
+    Ok(if (dw, dh) == (src.width, src.height) {
+        tile
+    } else {
+        image::imageops::resize(
+            &tile,
+            dw.max(1) as u32,
+            dh.max(1) as u32,
+            image::imageops::FilterType::Triangle,
+        )
+    })
 }
 
 /// Plate candidates: boxes the plate model scores at least this (and under the threshold)
@@ -200,9 +205,93 @@ pub fn plate_looks(
         .partition(|d| d.score >= thresh);
     if !angles.is_empty() && (all_turns || !candidates.is_empty()) {
         let looks: Vec<Look> = Look::turned(thresh, angles).collect();
-        found.extend(detect_looks(det, img, &looks)?);
+        let boxes: Vec<BBox> = candidates.iter().map(|c| c.bbox).collect();
+        let regions = regions_around(&boxes, TURN_REACH, TURN_MIN_PX, img.width, img.height);
+        let area: f32 = regions.iter().map(|r| r.width() * r.height()).sum();
+        let whole = (img.width * img.height) as f32;
+        if all_turns || !det.is_dynamic() || area > 0.5 * whole {
+            found.extend(detect_looks(det, img, &looks)?);
+        } else {
+            // A dynamic model costs what it sees: only the candidates are looked at turned.
+            for r in regions {
+                let scale =
+                    (TURN_PLATE_PX / r.width().max(r.height()) * TURN_REACH).clamp(1.0, 2.0);
+                found.extend(detect_in_region(det, img, &r, scale, |det, v| {
+                    detect_looks(det, v, &looks)
+                })?);
+            }
+        }
     }
     Ok((found, candidates))
+}
+
+/// A turned look around a plate candidate covers a square of this many times its long side...
+const TURN_REACH: f32 = 3.0;
+/// ... and at least this many pixels of the picture it was found in,
+const TURN_MIN_PX: f32 = 96.0;
+/// scaled up (at most twice) so the candidate is about this long.
+const TURN_PLATE_PX: f32 = 64.0;
+
+/// Squares around `boxes` in a `w`x`h` picture: `reach` times each box's long side (at least
+/// `min` pixels), moved inside the picture where they fit, else clipped. A box inside a square
+/// already taken adds none.
+pub fn regions_around(boxes: &[BBox], reach: f32, min: f32, w: usize, h: usize) -> Vec<BBox> {
+    let (fw, fh) = (w as f32, h as f32);
+    let mut out: Vec<BBox> = Vec::new();
+    for b in boxes {
+        if out
+            .iter()
+            .any(|r| r.x1 <= b.x1 && r.y1 <= b.y1 && r.x2 >= b.x2 && r.y2 >= b.y2)
+        {
+            continue;
+        }
+        let side = (b.width().max(b.height()) * reach).max(min);
+        let (cx, cy) = b.center();
+        let place = |c: f32, n: f32| {
+            let s = side.min(n);
+            let a = (c - s / 2.0).clamp(0.0, n - s);
+            (a.floor(), (a + s).ceil().min(n))
+        };
+        let (x1, x2) = place(cx, fw);
+        let (y1, y2) = place(cy, fh);
+        out.push(BBox::new(x1, y1, x2, y2));
+    }
+    out
+}
+
+/// Runs `run` on region `r` of `img` resized by `scale` (kept within the model's 640 pixels);
+/// boxes come back in `img` pixels.
+pub fn detect_in_region(
+    det: &mut Detector,
+    img: &Rgb,
+    r: &BBox,
+    scale: f32,
+    run: impl FnOnce(&mut Detector, &Rgb) -> Result<Vec<Detection>>,
+) -> Result<Vec<Detection>> {
+    let (x, y) = (r.x1.max(0.0) as usize, r.y1.max(0.0) as usize);
+    let (w, h) = (r.width().round() as usize, r.height().round() as usize);
+    if w < 2 || h < 2 || x >= img.width || y >= img.height {
+        return Ok(Vec::new());
+    }
+    let view = img.crop(x, y, w, h);
+    let scale = scale.min(640.0 / view.width.max(view.height) as f32);
+    let (dw, dh) = (
+        ((view.width as f32 * scale).round() as usize).max(1),
+        ((view.height as f32 * scale).round() as usize).max(1),
+    );
+    let resized = resize_rgb(&view, dw, dh)?;
+    let small = Rgb::new(dw, dh, dw * 3, resized.as_raw())?;
+    let (sx, sy) = (
+        view.width as f32 / dw as f32,
+        view.height as f32 / dh as f32,
+    );
+    Ok(run(det, &small)?
+        .into_iter()
+        .map(|mut d| {
+            d.bbox = d.bbox.map(sx, sy, x as f32, y as f32);
+            d
+        })
+        .collect())
 }
 
 /// The region a face crop looks at around a box, as a multiple of the box's long side.
@@ -301,6 +390,25 @@ pub fn add_tile_plates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions_around_candidates_stay_inside_and_are_not_repeated() {
+        let a = BBox::new(100.0, 100.0, 140.0, 120.0);
+        // Inside a's square (120 px around its centre): no second region.
+        let b = BBox::new(110.0, 105.0, 130.0, 115.0);
+        // Near the corner: its square is moved inside the picture, not cut.
+        let c = BBox::new(620.0, 460.0, 640.0, 470.0);
+        let r = regions_around(&[a, b, c], 3.0, 96.0, 640, 480);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0], BBox::new(60.0, 50.0, 180.0, 170.0));
+        assert_eq!(r[1], BBox::new(544.0, 384.0, 640.0, 480.0));
+        // A region never exceeds the picture, however large the box.
+        let big = BBox::new(0.0, 0.0, 300.0, 200.0);
+        assert_eq!(
+            regions_around(&[big], 3.0, 96.0, 320, 240),
+            vec![BBox::new(0.0, 0.0, 320.0, 240.0)]
+        );
+    }
 
     #[test]
     fn tiles_cover_the_frame_with_overlap() {

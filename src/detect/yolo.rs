@@ -92,6 +92,11 @@ impl Yolo {
     /// The unpadded size the frame is scaled to (aspect kept; padded to the input size). A
     /// dynamic model scales small pictures up at most twice: the cost follows the pixels (a
     /// 16x16 clip runs at 32x32, not 640x640).
+    /// Whether the model takes any input size (a smaller picture costs less).
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
+    }
+
     pub fn input_size(&self, w: usize, h: usize) -> (usize, usize) {
         let (lw, lh) = letterbox_size(w, h, self.size.0, self.size.1);
         if self.dynamic && lw > 2 * w.max(1) {

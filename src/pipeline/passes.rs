@@ -7,8 +7,8 @@ use ffmpeg_next::frame;
 use crate::decode::RgbScaler;
 use crate::detect::rotate::Look;
 use crate::detect::views::{
-    add_tile_plates, detect_around, detect_frame, detect_frame_with, needs_tiles, plate_looks,
-    tile_grid,
+    add_tile_plates, detect_around, detect_frame, detect_frame_with, detect_in_region, needs_tiles,
+    plate_looks, regions_around, tile_grid,
 };
 use crate::detect::{
     drop_parts, nms, BBox, Detection, Detector, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU,
@@ -82,31 +82,33 @@ pub fn plates(
     })?;
     let (found, candidates): (Vec<Detection>, Vec<Detection>) =
         whole.into_iter().partition(|d| d.score >= thresh);
+    let found = found;
     let (w, h) = (f.width() as usize, f.height() as usize);
     if !needs_tiles(w.max(h), o.plate_tile) {
         return Ok((nms(found, YOLO_NMS_IOU), 0));
     }
     let grid = tile_grid(w, h, o.plate_tile);
+    let inside = |c: &Detection, (x, y, tw, th): (usize, usize, usize, usize)| {
+        let (cx, cy) = c.bbox.center();
+        cx >= x as f32 && cx < (x + tw) as f32 && cy >= y as f32 && cy < (y + th) as f32
+    };
+    // A dynamic model looks again only around a candidate of the whole-frame look, at the
+    // tiles' scale; a fixed-size one costs as much on a small region as on a tile, so it looks
+    // at the tile holding it.
+    let around = det.is_dynamic();
     let chosen: Vec<bool> = (0..grid.len())
         .map(|i| match tiles {
             Tiles::All => true,
             Tiles::Some { start, count } => {
-                let (x, y, tw, th) = grid[i];
                 in_turn(i, grid.len(), start, count)
-                    || candidates.iter().any(|c| {
-                        let (cx, cy) = c.bbox.center();
-                        cx >= x as f32
-                            && cx < (x + tw) as f32
-                            && cy >= y as f32
-                            && cy < (y + th) as f32
-                    })
+                    || (!around && candidates.iter().any(|c| inside(c, grid[i])))
             }
         })
         .collect();
-    let looked = chosen.iter().filter(|c| **c).count();
+    let mut looked = chosen.iter().filter(|c| **c).count();
     let (buf, stride) = scaler.run(f, w as u32, h as u32)?;
     let full = Rgb::new(w, h, stride, buf)?;
-    let found = add_tile_plates(
+    let mut found = add_tile_plates(
         det,
         &full,
         o.plate_tile,
@@ -114,7 +116,45 @@ pub fn plates(
         (thresh, &angles, all_turns),
         found,
     )?;
+    if around && matches!(tiles, Tiles::Some { .. }) {
+        let outside: Vec<BBox> = candidates
+            .iter()
+            .filter(|c| !(0..grid.len()).any(|i| chosen[i] && inside(c, grid[i])))
+            .map(|c| c.bbox)
+            .collect();
+        let min = o.plate_tile as f32 / 3.0;
+        let scale = 640.0 / o.plate_tile as f32;
+        for r in regions_around(&outside, CANDIDATE_REACH, min, w, h) {
+            found.extend(plates_in_region(
+                det,
+                &full,
+                &r,
+                scale,
+                (thresh, &angles, all_turns),
+            )?);
+            looked += 1;
+        }
+        found = nms(found, YOLO_NMS_IOU);
+    }
     Ok((found, looked))
+}
+
+/// A candidate of the whole-frame plate look is looked at again on a square of this many
+/// times its long side (at least a third of a tile), at the tiles' scale.
+const CANDIDATE_REACH: f32 = 3.0;
+
+/// The plate model on region `r` of `full` resized by `scale`, as on a tile: upright, and
+/// turned where `all_turns` says or candidates are. Boxes in `full` pixels.
+fn plates_in_region(
+    det: &mut Detector,
+    full: &Rgb,
+    r: &BBox,
+    scale: f32,
+    (thresh, angles, all_turns): (f32, &[f32], bool),
+) -> Result<Vec<Detection>> {
+    detect_in_region(det, full, r, scale, |det, img| {
+        plate_looks(det, img, thresh, angles, all_turns).map(|p| p.0)
+    })
 }
 
 /// Whether tile `i` of `n` is among the `count` tiles from `start` (wrapping round).
