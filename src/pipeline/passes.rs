@@ -82,7 +82,6 @@ pub fn plates(
     })?;
     let (found, candidates): (Vec<Detection>, Vec<Detection>) =
         whole.into_iter().partition(|d| d.score >= thresh);
-    let found = found;
     let (w, h) = (f.width() as usize, f.height() as usize);
     if !needs_tiles(w.max(h), o.plate_tile) {
         return Ok((nms(found, YOLO_NMS_IOU), 0));
