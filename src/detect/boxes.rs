@@ -181,10 +181,72 @@ pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
     keep
 }
 
+/// A plate box covering more than this share of the picture is a close-up no car carries at
+/// that distance (a whole person, a shirt).
+pub const PLATE_MAX_AREA: f32 = 0.2;
+/// A plate's short side is at most this many times the long side of a face beside it: at the
+/// same distance a plate is 11-20 cm tall (one or two rows) and a face about 22 cm, so a
+/// "plate" much taller than the faces next to it is a person or their clothes. The short side
+/// keeps the rule true for footage stored on its side, whose plates are tall boxes.
+pub const PLATE_MAX_FACE: f32 = 1.5;
+
+/// Whether a plate box can be a plate in a `w`x`h` picture where `faces` were found.
+pub fn plausible_plate(b: &BBox, w: f32, h: f32, faces: &[BBox]) -> bool {
+    if b.width() * b.height() > PLATE_MAX_AREA * w * h {
+        return false;
+    }
+    let short = b.width().min(b.height());
+    !faces.iter().any(|f| {
+        let gap = |a1: f32, a2: f32, f1: f32, f2: f32| (f1 - a2).max(a1 - f2).max(0.0);
+        let beside =
+            gap(b.x1, b.x2, f.x1, f.x2) < f.width() && gap(b.y1, b.y2, f.y1, f.y2) < f.height();
+        beside && short > PLATE_MAX_FACE * f.width().max(f.height())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_plate_is_not_a_close_up_nor_taller_than_the_faces_beside_it() {
+        let (w, h) = (1800.0, 858.0);
+        let faces = [
+            BBox::from_xywh(840.0, 126.0, 125.0, 181.0),
+            BBox::from_xywh(584.0, 276.0, 121.0, 137.0),
+        ];
+        // A whole person under the faces of a group photo (358x410, score 0.5 once).
+        let person = BBox::from_xywh(754.0, 310.0, 358.0, 410.0);
+        assert!(!plausible_plate(&person, w, h, &faces));
+        assert!(plausible_plate(&person, w, h, &[]));
+        // A plate beside a face, far from the faces, and one stored on its side.
+        assert!(plausible_plate(
+            &BBox::from_xywh(600.0, 420.0, 120.0, 30.0),
+            w,
+            h,
+            &faces
+        ));
+        assert!(plausible_plate(
+            &BBox::from_xywh(1500.0, 700.0, 240.0, 60.0),
+            w,
+            h,
+            &faces
+        ));
+        assert!(plausible_plate(
+            &BBox::from_xywh(980.0, 150.0, 40.0, 150.0),
+            w,
+            h,
+            &faces
+        ));
+        // A box over a fifth of the picture is no plate.
+        assert!(!plausible_plate(
+            &BBox::from_xywh(0.0, 0.0, 900.0, 400.0),
+            w,
+            h,
+            &[]
+        ));
+    }
 
     fn det(x: f32, y: f32, w: f32, h: f32, s: f32) -> Detection {
         Detection {

@@ -12,7 +12,7 @@ use crate::decode::load_upright;
 use crate::detect::rotate::Look;
 use crate::detect::views::{add_tile_plates, detect_rgb, detect_rgb_with, plate_looks, tile_grid};
 use crate::detect::{
-    drop_parts, nms, Class, Detection, Detectors, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU,
+    drop_parts, nms, BBox, Class, Detection, Detectors, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU,
 };
 use crate::error::{InvalidSetting, Result, VeilError};
 use crate::fsutil::{temp_path_for, TempGuard};
@@ -82,7 +82,13 @@ pub fn detect_image(
         } else {
             nms(plates, YOLO_NMS_IOU)
         };
-        found.extend(plates);
+        let (iw, ih) = (full.width as f32, full.height as f32);
+        let faces: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
+        found.extend(
+            plates
+                .into_iter()
+                .filter(|d| crate::detect::plausible_plate(&d.bbox, iw, ih, &faces)),
+        );
     }
     Ok(found)
 }

@@ -11,7 +11,8 @@ use crate::detect::views::{
     plate_looks, regions_around, tile_grid,
 };
 use crate::detect::{
-    drop_parts, nms, BBox, Detection, Detector, Rgb, CENTERFACE_NMS_IOU, YOLO_NMS_IOU,
+    drop_parts, nms, plausible_plate, BBox, Class, Detection, Detector, Rgb, CENTERFACE_NMS_IOU,
+    YOLO_NMS_IOU,
 };
 use crate::error::Result;
 use crate::options::RedactOptions;
@@ -136,6 +137,15 @@ pub fn plates(
         found = nms(found, YOLO_NMS_IOU);
     }
     Ok((found, looked))
+}
+
+/// Drops the plates of frame `f` that cannot be plates next to the face boxes `faces` (see
+/// [`plausible_plate`]): a "plate" far taller than the faces beside it, or a close-up, starts
+/// no track.
+pub fn keep_plausible(found: &mut Vec<Detection>, f: &frame::Video, faces: &[(u32, Class, BBox)]) {
+    let faces: Vec<BBox> = faces.iter().map(|b| b.2).collect();
+    let (w, h) = (f.width() as f32, f.height() as f32);
+    found.retain(|d| plausible_plate(&d.bbox, w, h, &faces));
 }
 
 /// A candidate of the whole-frame plate look is looked at again on a square of this many

@@ -581,7 +581,7 @@ impl<'a> DetectStage<'a> {
                 count: per_sample,
             }
         };
-        let (found, looked) = passes::plates(
+        let (mut found, looked) = passes::plates(
             pd,
             f,
             &self.opts.opts,
@@ -590,6 +590,7 @@ impl<'a> DetectStage<'a> {
             tiles,
             &mut self.scaler,
         )?;
+        passes::keep_plausible(&mut found, f, &self.faces.boxes_at(index));
         self.tile_next += per_sample;
         tracing::trace!(
             index,
