@@ -55,6 +55,8 @@ pub struct MediaReport {
     pub plates_redacted: usize,
     /// Mean share of frame area redacted outside the labelled boxes (from the audit record).
     pub fp_area: Option<f64>,
+    /// Tracks a reviewer would untick: seen on labelled frames, never on a labelled box.
+    pub fp_tracks: Option<usize>,
     pub fps: Option<f64>,
     pub misses: Vec<Miss>,
     /// Why a file could not be scored (only when scoring another tool's outputs).
@@ -97,6 +99,10 @@ impl Report {
             t.plates += m.plates;
             t.plates_redacted += m.plates_redacted;
         }
+        let tracks: Vec<usize> = self.media.iter().filter_map(|m| m.fp_tracks).collect();
+        if !tracks.is_empty() {
+            t.fp_tracks = Some(tracks.iter().sum());
+        }
         let fps: Vec<f64> = self.media.iter().filter_map(|m| m.fp_area).collect();
         if !fps.is_empty() {
             t.fp_area = Some(fps.iter().sum::<f64>() / fps.len() as f64);
@@ -106,8 +112,8 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>7}\n",
-            "media", "frames", "faces>=16px", "faces all", "plates", "FP area", "fps"
+            "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>9} {:>7}\n",
+            "media", "frames", "faces>=16px", "faces all", "plates", "FP area", "FP tracks", "fps"
         );
         let tot = self.totals();
         for m in self.media.iter().chain(std::iter::once(&tot)) {
@@ -116,7 +122,7 @@ impl Report {
                 continue;
             }
             s += &format!(
-                "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>7}\n",
+                "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>9} {:>7}\n",
                 m.media,
                 m.labelled_frames,
                 pct(m.faces16_redacted, m.faces16),
@@ -124,6 +130,9 @@ impl Report {
                 pct(m.plates_redacted, m.plates),
                 m.fp_area
                     .map(|v| format!("{:.2}%", v * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                m.fp_tracks
+                    .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into()),
                 m.fps
                     .map(|v| format!("{v:.1}"))
@@ -256,7 +265,39 @@ pub fn score_media(
     if fp_n > 0 {
         rep.fp_area = Some(fp_sum / fp_n as f64);
     }
+    rep.fp_tracks = audit.map(|a| false_tracks(a, label, mask_scale));
     Ok(rep)
+}
+
+/// The tracks of `a` with a box on a labelled frame of `label` but none touching a labelled
+/// box (grown as [`fp_area_share`] grows them; ambiguous ones included): the false positives
+/// a reviewer would untick on the review page.
+fn false_tracks(a: &AuditRecord, label: &LabelFile, mask_scale: f32) -> usize {
+    let grown = |b: [i64; 4], k: f32| {
+        BBox::from_xywh(b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32).scaled(k)
+    };
+    let frames: BTreeMap<u64, &Vec<LabelBox>> = label
+        .frames
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+        .collect();
+    a.tracks
+        .iter()
+        .filter(|t| {
+            let mut seen = false;
+            let touches = t.boxes.iter().any(|bx| {
+                let Some(labels) = frames.get(&(bx[0] as u64)) else {
+                    return false;
+                };
+                seen = true;
+                let b = grown([bx[1], bx[2], bx[3], bx[4]], mask_scale);
+                labels
+                    .iter()
+                    .any(|l| b.intersection(&grown(l.r#box, mask_scale * 1.2)) > 0.0)
+            });
+            seen && !touches
+        })
+        .count()
 }
 
 /// Share of the frame redacted (per the audit's boxes, grown by the mask scale) that lies

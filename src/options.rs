@@ -385,7 +385,7 @@ impl RedactOptions {
 }
 
 /// The longest look-ahead window for frames of `w`x`h`: 256 MiB of frames, 8 to 64 of them
-/// (4K: 20 frames; 1080p: 64).
+/// (4K: 21 frames; 1080p: 64).
 pub fn max_window(w: usize, h: usize) -> u32 {
     let frame = (w * h * 3 / 2).max(1);
     ((256usize << 20) / frame).clamp(8, 64) as u32
@@ -450,7 +450,7 @@ mod tests {
         assert_eq!(r.opts.plate_every, 3);
         assert_eq!(r.plate_track.max_gap, 12);
         assert_eq!(r.plate_track.extend_before, 6);
-        // At 4K the window holds 20 frames, so plates are sampled every 6 at most.
+        // At 4K the window holds 21 frames, so plates are sampled every 6 at most.
         assert_eq!(max_window(3840, 2160), 21);
         assert_eq!(o.resolve(30.0, (3840, 2160), &job).opts.plate_every, 6);
     }

@@ -218,6 +218,8 @@ fn open_video_encoder(
         // x264 holds rc-lookahead frames plus their analysis (veryfast: 10); at 4K each costs
         // about 25 MiB. 3 still feeds macroblock-tree rate control.
         opts.set("rc-lookahead", "3");
+        // Frame threads each hold a frame in flight with its analysis; slice threads share one.
+        opts.set("x264-params", "sliced-threads=1");
     }
     let e = make(sw_codec)?
         .open_with(opts)
