@@ -55,6 +55,9 @@ pub struct MediaReport {
     pub plates_redacted: usize,
     /// Mean share of frame area redacted outside the labelled boxes (from the audit record).
     pub fp_area: Option<f64>,
+    /// Mean share of the frame whose picture was destroyed outside the labelled boxes, judged
+    /// from the pixels (see [`lost_share`]): what a viewer sees, motion growth included.
+    pub lost_area: Option<f64>,
     /// Tracks a reviewer would untick: seen on labelled frames, never on a labelled box.
     pub fp_tracks: Option<usize>,
     pub fps: Option<f64>,
@@ -103,6 +106,10 @@ impl Report {
         if !tracks.is_empty() {
             t.fp_tracks = Some(tracks.iter().sum());
         }
+        let lost: Vec<f64> = self.media.iter().filter_map(|m| m.lost_area).collect();
+        if !lost.is_empty() {
+            t.lost_area = Some(lost.iter().sum::<f64>() / lost.len() as f64);
+        }
         let fps: Vec<f64> = self.media.iter().filter_map(|m| m.fp_area).collect();
         if !fps.is_empty() {
             t.fp_area = Some(fps.iter().sum::<f64>() / fps.len() as f64);
@@ -112,8 +119,16 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>9} {:>7}\n",
-            "media", "frames", "faces>=16px", "faces all", "plates", "FP area", "FP tracks", "fps"
+            "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>9} {:>9} {:>7}\n",
+            "media",
+            "frames",
+            "faces>=16px",
+            "faces all",
+            "plates",
+            "FP area",
+            "lost",
+            "FP tracks",
+            "fps"
         );
         let tot = self.totals();
         for m in self.media.iter().chain(std::iter::once(&tot)) {
@@ -122,13 +137,16 @@ impl Report {
                 continue;
             }
             s += &format!(
-                "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>9} {:>7}\n",
+                "{:<38} {:>6} {:>18} {:>18} {:>18} {:>9} {:>9} {:>9} {:>7}\n",
                 m.media,
                 m.labelled_frames,
                 pct(m.faces16_redacted, m.faces16),
                 pct(m.faces_redacted, m.faces),
                 pct(m.plates_redacted, m.plates),
                 m.fp_area
+                    .map(|v| format!("{:.2}%", v * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                m.lost_area
                     .map(|v| format!("{:.2}%", v * 100.0))
                     .unwrap_or_else(|| "-".into()),
                 m.fp_tracks
@@ -215,6 +233,7 @@ pub fn score_media(
         ..Default::default()
     };
     let mut fp_sum = 0.0;
+    let mut lost_sum = 0.0;
     let mut fp_n = 0usize;
     for (key, boxes) in &label.frames {
         let Ok(fi) = key.parse::<u64>() else { continue };
@@ -257,6 +276,7 @@ pub fn score_media(
                 });
             }
         }
+        lost_sum += lost_share(o, r, boxes, mask_scale);
         if let Some(a) = audit {
             fp_sum += fp_area_share(a, fi, boxes, o.width, o.height, mask_scale);
             fp_n += 1;
@@ -264,6 +284,9 @@ pub fn score_media(
     }
     if fp_n > 0 {
         rep.fp_area = Some(fp_sum / fp_n as f64);
+    }
+    if !label.frames.is_empty() {
+        rep.lost_area = Some(lost_sum / label.frames.len() as f64);
     }
     rep.fp_tracks = audit.map(|a| false_tracks(a, label, mask_scale));
     Ok(rep)
@@ -298,6 +321,43 @@ fn false_tracks(a: &AuditRecord, label: &LabelFile, mask_scale: f32) -> usize {
             seen && !touches
         })
         .count()
+}
+
+/// Side of the cells [`lost_share`] judges, in pixels.
+const LOST_CELL: usize = 16;
+/// A cell is judged only when the original has this much detail (mean L1 gradient): a flat
+/// wall looks the same blurred.
+const LOST_MIN_DETAIL: f64 = 3.0;
+
+/// Share of the frame, outside every labelled box (grown by the mask scale and a fifth, as
+/// [`fp_area_share`]), whose detail fell below half of the original's: the picture a viewer
+/// lost, from the pixels, whatever drew the mask (tracks, motion growth, another tool).
+pub fn lost_share(orig: &Gray, out: &Gray, labels: &[LabelBox], mask_scale: f32) -> f64 {
+    let grown: Vec<BBox> = labels
+        .iter()
+        .map(|l| {
+            let b = l.r#box;
+            BBox::from_xywh(b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32)
+                .scaled(mask_scale * 1.2)
+        })
+        .collect();
+    let (w, h) = (orig.width, orig.height);
+    let mut lost = 0usize;
+    for y in (0..h).step_by(LOST_CELL) {
+        for x in (0..w).step_by(LOST_CELL) {
+            let (cw, ch) = (LOST_CELL.min(w - x), LOST_CELL.min(h - y));
+            let cell = BBox::from_xywh(x as f32, y as f32, cw as f32, ch as f32);
+            if grown.iter().any(|g| g.intersection(&cell) > 0.0) {
+                continue;
+            }
+            let b = [x as i64, y as i64, cw as i64, ch as i64];
+            let d0 = detail(orig, b);
+            if d0 >= LOST_MIN_DETAIL && detail(out, b) < 0.5 * d0 {
+                lost += cw * ch;
+            }
+        }
+    }
+    lost as f64 / (w * h).max(1) as f64
 }
 
 /// Share of the frame redacted (per the audit's boxes, grown by the mask scale) that lies
@@ -481,5 +541,27 @@ mod tests {
         assert!(detail_ratio(&o, &o, [10, 10, 30, 30]) > 0.99);
         // A box half covered is not redacted.
         assert!(detail_ratio(&o, &r, [25, 10, 30, 30]) > REDACTED_DETAIL_RATIO);
+    }
+
+    #[test]
+    fn lost_picture_is_counted_outside_the_labels_only() {
+        let o = noise(64, 64);
+        let mut r = o.clone();
+        // Flatten the top-left 32x32 quarter.
+        for y in 0..32 {
+            for x in 0..32 {
+                r.data[y * 64 + x] = 128;
+            }
+        }
+        assert_eq!(lost_share(&o, &o, &[], 1.0), 0.0);
+        assert!((lost_share(&o, &r, &[], 1.0) - 0.25).abs() < 1e-9);
+        // The same loss over a labelled box is what was asked for.
+        let label = LabelBox {
+            class: "face".into(),
+            r#box: [4, 4, 24, 24],
+            small: false,
+            ambiguous: false,
+        };
+        assert_eq!(lost_share(&o, &r, &[label], 1.0), 0.0);
     }
 }

@@ -33,6 +33,12 @@ const CUT_DIFF: f32 = 30.0;
 /// goes on for a while, and its next frames are blurred).
 const HOLD_S: f64 = 0.5;
 
+/// Whether no single camera shift explains the change onto this frame: a whip too fast for
+/// the motion estimator (the picture is smeared), heavy shake, or a cut.
+pub fn unexplained(m: &FrameMotion) -> bool {
+    m.confidence < UNSURE && m.diff > CUT_DIFF / 3.0
+}
+
 /// Frames between passes on a steady scene.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Cadence {
@@ -105,7 +111,7 @@ impl Scheduler {
         let speed = m.dx.hypot(m.dy);
         let now = if self.frames == 0 {
             Pace::Steady
-        } else if speed >= FAST || (m.confidence < UNSURE && m.diff > CUT_DIFF / 3.0) {
+        } else if speed >= FAST || unexplained(m) {
             Pace::Fast
         } else if speed >= MOVING {
             Pace::Moving

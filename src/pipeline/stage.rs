@@ -11,7 +11,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::{passes, PassCounts, StageTiming, PLATE_FIRST_ID};
 use crate::audit::{DamagedSpan, Discontinuity, TrackLog, TrackRecord};
-use crate::decode::{luma, RgbScaler};
+use crate::decode::RgbScaler;
 use crate::detect::{BBox, Class, Detectors};
 use crate::error::{Result, Stage, VeilError};
 use crate::highlights::Analyzer;
@@ -22,6 +22,9 @@ use crate::progress::ProgressFn;
 use crate::rerender::FrameBoxes;
 use crate::schedule::Scheduler;
 use crate::track::Tracker;
+
+#[path = "stage_camera.rs"]
+mod camera;
 
 /// What the decode thread sends.
 pub(super) enum DecMsg {
@@ -117,6 +120,9 @@ pub(super) struct DetectStage<'a> {
     timing: StageTiming,
     /// Per recent frame, the camera's shift onto it from the frame before, in pixels.
     shifts: VecDeque<(u64, (f32, f32))>,
+    /// Frames onto which no camera shift explains the change (see [`unexplained`]).
+    blind: VecDeque<u64>,
+    last_sharpness: f32,
     window: VecDeque<Pending>,
     lookahead: usize,
     scheduler: Scheduler,
@@ -197,6 +203,8 @@ impl<'a> DetectStage<'a> {
             thumbs: HashMap::new(),
             timing: StageTiming::default(),
             shifts: VecDeque::new(),
+            blind: VecDeque::new(),
+            last_sharpness: 0.0,
             window: VecDeque::new(),
             lookahead,
             scheduler: Scheduler::new(opts.cadence, geo.fps),
@@ -608,124 +616,6 @@ impl<'a> DetectStage<'a> {
         Ok(())
     }
 
-    fn record_shift(&mut self, index: u64, m: &FrameMotion) {
-        // The first frame, and frames the estimator is unsure of, give no hint.
-        let shift = if m.confidence > 0.02 {
-            (m.dx * self.w as f32, m.dy * self.h as f32)
-        } else {
-            (0.0, 0.0)
-        };
-        self.shifts.push_back((index, shift));
-        while self.shifts.len() > self.window.len() + 2 {
-            self.shifts.pop_front();
-        }
-    }
-
-    /// The camera's shift onto frame `i` (from the frame before), in pixels; none if unknown.
-    fn shift_at(&self, i: u64) -> (f32, f32) {
-        self.shifts
-            .iter()
-            .rev()
-            .find(|s| s.0 == i)
-            .map(|s| s.1)
-            .unwrap_or((0.0, 0.0))
-    }
-
-    /// Before frame `index` is detected: follows every track from the frame before (the back
-    /// of the window) onto it, so its detections link to where the track moved.
-    fn follow_forward(&mut self, index: u64, cur: &frame::Video) {
-        if !self.opts.following() {
-            return;
-        }
-        let t0 = Instant::now();
-        let Some(prev) = self.window.back().filter(|p| p.index + 1 == index) else {
-            self.timing.follow_s += t0.elapsed().as_secs_f64();
-            return;
-        };
-        let (prev_l, cur_l) = (luma(&prev.frame), luma(cur));
-        let hint = self.shift_at(index);
-        let max = self.opts.follow_frames as u64;
-        for tracker in [&mut self.faces, &mut self.plates] {
-            for t in tracker.tracks_mut() {
-                if index > t.last() + max || t.seen_at(index).is_some() {
-                    continue;
-                }
-                if let Some(b) = t.seen_at(index - 1) {
-                    if let Some((nb, _)) = crate::follow::follow(&prev_l, &cur_l, &b, hint) {
-                        t.followed.insert(index, nb);
-                    }
-                }
-            }
-        }
-        self.timing.follow_s += t0.elapsed().as_secs_f64();
-    }
-
-    /// After frame `index` is detected: follows every track born on it back into the
-    /// unfinished frames before it, `window[..n]` (oldest first).
-    fn follow_back(&mut self, index: u64, cur: &frame::Video, n: usize) {
-        if !self.opts.following() {
-            return;
-        }
-        let t0 = Instant::now();
-        let shifts: Vec<(f32, f32)> = self
-            .window
-            .range(..n)
-            .map(|p| self.shift_at(p.index + 1))
-            .collect();
-        for tracker in [&mut self.faces, &mut self.plates] {
-            for t in tracker.tracks_mut() {
-                if t.first() != index || !t.followed.is_empty() {
-                    continue;
-                }
-                let mut next_l = luma(cur);
-                let mut b = t.dets[0].1;
-                tracing::trace!(id = t.id, index, n, first = ?b.to_xywh_i32(), "follow back");
-                // The box's last step back, once following has made one.
-                let mut step: Option<(f32, f32)> = None;
-                let (fw, fh) = (self.w as f32, self.h as f32);
-                // Back through every frame still in the window (it holds at least a plate
-                // interval and a keyframe interval, which is how late a new object can be
-                // first detected).
-                for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
-                    let pl = luma(&p.frame);
-                    match crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) {
-                        Some((nb, _)) => {
-                            step = Some((nb.x1 - b.x1, nb.y1 - b.y1));
-                            t.followed.insert(p.index, nb);
-                            b = nb;
-                            next_l = pl;
-                        }
-                        // An object that entered the frame: following stops once most of its
-                        // box is outside, so the box goes on along its last step until it has
-                        // left the frame, covering the part that was already in view.
-                        None => match step {
-                            Some((dx, dy)) if crate::follow::edge_bound(&b, (dx, dy), fw, fh) => {
-                                b = b.map(1.0, 1.0, dx, dy);
-                                if b.clip(fw, fh).area() <= 0.0 {
-                                    break;
-                                }
-                                t.followed.insert(p.index, b);
-                            }
-                            // Otherwise the box is carried back with the camera alone (blur or a
-                            // turn defeats the appearance match; the camera's motion still
-                            // places the object), as far as following would go.
-                            _ => {
-                                b = b.map(1.0, 1.0, -sx, -sy);
-                                if b.clip(fw, fh).area() <= 0.0 {
-                                    break;
-                                }
-                                t.followed.insert(p.index, b);
-                                // The appearance match is tried again from there.
-                                next_l = pl;
-                            }
-                        },
-                    }
-                }
-            }
-        }
-        self.timing.follow_s += t0.elapsed().as_secs_f64();
-    }
-
     /// Every box to redact on frame `index`: (track id, class, box).
     fn boxes_at(&self, index: u64) -> Vec<(u32, Class, BBox)> {
         let mut boxes = match &self.source {
@@ -762,7 +652,8 @@ impl<'a> DetectStage<'a> {
         for (id, class, b) in &boxes {
             self.log.add(*id, *class, p.index, time_s, b.to_xywh_i32());
         }
-        crate::redact::merge_overlaps(&boxes)
+        let grown = self.motion_cover(p.index, boxes);
+        crate::redact::merge_overlaps(&grown)
     }
 }
 

@@ -1,0 +1,193 @@
+//! The detect stage's view of the camera: its measured shift per frame, following tracks
+//! forward and back with it, and covering what fast motion smears.
+
+use ffmpeg_next::frame;
+
+use super::DetectStage;
+use crate::decode::luma;
+use crate::detect::{BBox, Class};
+use crate::motion::FrameMotion;
+use std::time::Instant;
+
+impl DetectStage<'_> {
+    pub(super) fn record_shift(&mut self, index: u64, m: &FrameMotion) {
+        // The first frame, and frames the estimator is unsure of, give no hint.
+        let shift = if m.confidence > 0.02 {
+            (m.dx * self.w as f32, m.dy * self.h as f32)
+        } else {
+            (0.0, 0.0)
+        };
+        self.shifts.push_back((index, shift));
+        // A frame suddenly much blurrier than the one before, with the picture changed: a
+        // whip or a jolt smeared it (the shift estimate cannot be trusted there).
+        let smeared = m.diff > 10.0 && m.sharpness < 0.5 * self.last_sharpness;
+        if index > 0 && (crate::schedule::unexplained(m) || smeared) {
+            self.blind.push_back(index);
+        }
+        self.last_sharpness = m.sharpness;
+        while self.shifts.len() > self.window.len() + 2 {
+            self.shifts.pop_front();
+        }
+    }
+
+    /// The camera's shift onto frame `i` (from the frame before), in pixels; none if unknown.
+    pub(super) fn shift_at(&self, i: u64) -> (f32, f32) {
+        self.shifts
+            .iter()
+            .rev()
+            .find(|s| s.0 == i)
+            .map(|s| s.1)
+            .unwrap_or((0.0, 0.0))
+    }
+
+    /// Before frame `index` is detected: follows every track from the frame before (the back
+    /// of the window) onto it, so its detections link to where the track moved.
+    pub(super) fn follow_forward(&mut self, index: u64, cur: &frame::Video) {
+        if !self.opts.following() {
+            return;
+        }
+        let t0 = Instant::now();
+        let Some(prev) = self.window.back().filter(|p| p.index + 1 == index) else {
+            self.timing.follow_s += t0.elapsed().as_secs_f64();
+            return;
+        };
+        let (prev_l, cur_l) = (luma(&prev.frame), luma(cur));
+        let hint = self.shift_at(index);
+        let max = self.opts.follow_frames as u64;
+        for tracker in [&mut self.faces, &mut self.plates] {
+            for t in tracker.tracks_mut() {
+                if index > t.last() + max || t.seen_at(index).is_some() {
+                    continue;
+                }
+                if let Some(b) = t.seen_at(index - 1) {
+                    match crate::follow::follow(&prev_l, &cur_l, &b, hint) {
+                        Some((nb, _)) => {
+                            t.followed.insert(index, nb);
+                        }
+                        // Blur defeats the appearance match in a shake or a whip; the camera's
+                        // motion still places the object, until it has left the frame.
+                        None if hint != (0.0, 0.0) => {
+                            let nb = b.map(1.0, 1.0, hint.0, hint.1);
+                            if nb.clip(self.w as f32, self.h as f32).area() > 0.0 {
+                                t.followed.insert(index, nb);
+                            }
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        self.timing.follow_s += t0.elapsed().as_secs_f64();
+    }
+
+    /// After frame `index` is detected: follows every track born on it back into the
+    /// unfinished frames before it, `window[..n]` (oldest first).
+    pub(super) fn follow_back(&mut self, index: u64, cur: &frame::Video, n: usize) {
+        if !self.opts.following() {
+            return;
+        }
+        let t0 = Instant::now();
+        let shifts: Vec<(f32, f32)> = self
+            .window
+            .range(..n)
+            .map(|p| self.shift_at(p.index + 1))
+            .collect();
+        for tracker in [&mut self.faces, &mut self.plates] {
+            for t in tracker.tracks_mut() {
+                if t.first() != index || !t.followed.is_empty() {
+                    continue;
+                }
+                let mut next_l = luma(cur);
+                let mut b = t.dets[0].1;
+                tracing::trace!(id = t.id, index, n, first = ?b.to_xywh_i32(), "follow back");
+                // The box's last step back, once following has made one.
+                let mut step: Option<(f32, f32)> = None;
+                let (fw, fh) = (self.w as f32, self.h as f32);
+                // Back through every frame still in the window (it holds at least a plate
+                // interval and a keyframe interval, which is how late a new object can be
+                // first detected).
+                for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
+                    let pl = luma(&p.frame);
+                    match crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) {
+                        Some((nb, _)) => {
+                            step = Some((nb.x1 - b.x1, nb.y1 - b.y1));
+                            t.followed.insert(p.index, nb);
+                            b = nb;
+                            next_l = pl;
+                        }
+                        // An object that entered the frame: following stops once most of its
+                        // box is outside, so the box goes on along its last step until it has
+                        // left the frame, covering the part that was already in view.
+                        None => match step {
+                            Some((dx, dy)) if crate::follow::edge_bound(&b, (dx, dy), fw, fh) => {
+                                b = b.map(1.0, 1.0, dx, dy);
+                                if b.clip(fw, fh).area() <= 0.0 {
+                                    break;
+                                }
+                                t.followed.insert(p.index, b);
+                            }
+                            // Otherwise the box is carried back with the camera alone (blur or a
+                            // turn defeats the appearance match; the camera's motion still
+                            // places the object), as far as following would go.
+                            _ => {
+                                b = b.map(1.0, 1.0, -sx, -sy);
+                                if b.clip(fw, fh).area() <= 0.0 {
+                                    break;
+                                }
+                                t.followed.insert(p.index, b);
+                                // The appearance match is tried again from there.
+                                next_l = pl;
+                            }
+                        },
+                    }
+                }
+            }
+        }
+        self.timing.follow_s += t0.elapsed().as_secs_f64();
+    }
+
+    /// The regions to redact on frame `index` for `boxes`, covering what fast motion smeared:
+    /// grown along the camera's motion, and on a smeared frame the hull of where each track
+    /// was on the frames either side.
+    pub(super) fn motion_cover(
+        &mut self,
+        index: u64,
+        boxes: Vec<(u32, Class, BBox)>,
+    ) -> Vec<(u32, Class, BBox)> {
+        // A fast camera smears what it films along its motion: the mask grows by half the
+        // frame's shift on each side along it, so the smear stays inside.
+        let (sx, sy) = self.shift_at(index);
+        let (gx, gy) = (sx.abs() / 2.0, sy.abs() / 2.0);
+        let fast = sx.hypot(sy) > crate::schedule::MOVING * self.w.max(self.h) as f32;
+        let mut grown: Vec<(u32, Class, BBox)> = boxes
+            .into_iter()
+            .map(|(id, c, b)| match fast {
+                true => (id, c, BBox::new(b.x1 - gx, b.y1 - gy, b.x2 + gx, b.y2 + gy)),
+                false => (id, c, b),
+            })
+            .collect();
+        // A frame smeared by a whip too fast to measure: each track is redacted over the hull
+        // of where it was on the frames either side, which is where its smear lies.
+        while self.blind.front().is_some_and(|&i| i < index) {
+            self.blind.pop_front();
+        }
+        if self.blind.front() == Some(&index) {
+            for j in [index.wrapping_sub(1), index + 1] {
+                for (id, c, b) in self.boxes_at(j) {
+                    match grown.iter_mut().find(|g| g.0 == id) {
+                        Some(g) => {
+                            g.2 = BBox::new(
+                                g.2.x1.min(b.x1),
+                                g.2.y1.min(b.y1),
+                                g.2.x2.max(b.x2),
+                                g.2.y2.max(b.y2),
+                            )
+                        }
+                        None => grown.push((id, c, b)),
+                    }
+                }
+            }
+        }
+        grown
+    }
+}
