@@ -122,6 +122,9 @@ pub(super) struct DetectStage<'a> {
     shifts: VecDeque<(u64, (f32, f32))>,
     /// Frames onto which no camera shift explains the change (see [`unexplained`]).
     blind: VecDeque<u64>,
+    /// (frame, track id) of boxes carried by the camera's shift alone: redacted, but the track
+    /// counts as lost there (a crop looks for it, and the next frame is a keyframe).
+    carried: std::collections::BTreeSet<(u64, u32)>,
     last_sharpness: f32,
     window: VecDeque<Pending>,
     lookahead: usize,
@@ -204,6 +207,7 @@ impl<'a> DetectStage<'a> {
             timing: StageTiming::default(),
             shifts: VecDeque::new(),
             blind: VecDeque::new(),
+            carried: Default::default(),
             last_sharpness: 0.0,
             window: VecDeque::new(),
             lookahead,
@@ -496,11 +500,12 @@ impl<'a> DetectStage<'a> {
         }
         // A face track seen on the frame before and found neither by following nor by a
         // detection here is lost: the next frame is a keyframe.
-        self.lost = self
-            .faces
-            .tracks_mut()
-            .iter()
-            .any(|t| index > 0 && t.seen_at(index - 1).is_some() && t.seen_at(index).is_none());
+        let carried = &self.carried;
+        self.lost = self.faces.tracks_mut().iter().any(|t| {
+            index > 0
+                && t.seen_at(index - 1).is_some()
+                && (t.seen_at(index).is_none() || carried.contains(&(index, t.id)))
+        });
         if p.plates {
             self.detect_plates(f, index, p.all_turns, p.new_scene)?;
         }
@@ -547,7 +552,7 @@ impl<'a> DetectStage<'a> {
             .faces
             .tracks_mut()
             .iter()
-            .filter(|t| t.seen_at(index).is_none())
+            .filter(|t| t.seen_at(index).is_none() || self.carried.contains(&(index, t.id)))
             .filter_map(|t| {
                 t.seen_at(index.checked_sub(1)?)
                     .map(|b| b.map(1.0, 1.0, hint.0, hint.1))

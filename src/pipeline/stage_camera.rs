@@ -70,6 +70,7 @@ impl DetectStage<'_> {
                             let nb = b.map(1.0, 1.0, hint.0, hint.1);
                             if nb.clip(self.w as f32, self.h as f32).area() > 0.0 {
                                 t.followed.insert(index, nb);
+                                self.carried.insert((index, t.id));
                             }
                         }
                         None => {}
@@ -168,6 +169,9 @@ impl DetectStage<'_> {
             .collect();
         // A frame smeared by a whip too fast to measure: each track is redacted over the hull
         // of where it was on the frames either side, which is where its smear lies.
+        while self.carried.first().is_some_and(|c| c.0 < index) {
+            self.carried.pop_first();
+        }
         while self.blind.front().is_some_and(|&i| i < index) {
             self.blind.pop_front();
         }
