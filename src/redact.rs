@@ -389,14 +389,7 @@ pub fn merge_overlaps(boxes: &[(u32, Class, BBox)]) -> Vec<(Class, BBox)> {
             .iter_mut()
             .find(|(oid, _, o)| *oid == id && o.intersection(&b) >= 0.5 * o.area().min(b.area()))
         {
-            Some(o) => {
-                o.2 = BBox::new(
-                    o.2.x1.min(b.x1),
-                    o.2.y1.min(b.y1),
-                    o.2.x2.max(b.x2),
-                    o.2.y2.max(b.y2),
-                )
-            }
+            Some(o) => o.2 = o.2.union(&b),
             None => out.push((id, class, b)),
         }
     }

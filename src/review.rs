@@ -70,15 +70,7 @@ pub fn crop_thumb(f: &frame::Video, b: &BBox) -> Option<String> {
             let (cx, cy) = (x >> sx, y >> sy);
             let u = f.data(1)[cy * f.stride(1) + cx] as f32 - 128.0;
             let v = f.data(2)[cy * f.stride(2) + cx] as f32 - 128.0;
-            let (l, k) = if full {
-                (yy, 1.0)
-            } else {
-                ((yy - 16.0) * 1.164, 1.138)
-            };
-            let r = l + 1.402 * k * v;
-            let gg = l - 0.344 * k * u - 0.714 * k * v;
-            let bb = l + 1.772 * k * u;
-            rgb.extend([r, gg, bb].map(|c| c.round().clamp(0.0, 255.0) as u8));
+            rgb.extend(crate::decode::yuv_to_rgb(yy, u, v, full));
         }
     }
     let mut jpg = Vec::new();

@@ -167,6 +167,20 @@ pub fn luma(f: &frame::Video) -> Luma<'_> {
     }
 }
 
+/// One pixel's luma and centred chroma (`u`, `v` minus 128) as RGB, BT.601, limited range
+/// (or full range for `YUVJ*` frames, `full`).
+pub fn yuv_to_rgb(l: f32, u: f32, v: f32, full: bool) -> [u8; 3] {
+    let (l, k) = if full {
+        (l, 1.0)
+    } else {
+        ((l - 16.0) * 1.164, 1.138)
+    };
+    let r = l + 1.402 * k * v;
+    let g = l - 0.344 * k * u - 0.714 * k * v;
+    let b = l + 1.772 * k * u;
+    [r, g, b].map(|c| c.round().clamp(0.0, 255.0) as u8)
+}
+
 /// A region of a planar 8-bit YUV frame (`x0, y0, x1, y1` in frame pixels) as packed RGB24
 /// of `ow`x`oh`, bilinear, with BT.601 coefficients (limited range, or full for `YUVJ*`).
 /// Used for the small face crops between keyframes, where a scaler context per crop size
@@ -201,15 +215,7 @@ pub fn crop_rgb(f: &frame::Video, region: (f32, f32, f32, f32), ow: usize, oh: u
             let l = sample(yp, ys, fw, fh, x, y);
             let u = sample(up, us, cw, ch, cx, cy) - 128.0;
             let v = sample(vp, vs, cw, ch, cx, cy) - 128.0;
-            let (l, k) = if full {
-                (l, 1.0)
-            } else {
-                ((l - 16.0) * 1.164, 1.138)
-            };
-            let r = l + 1.402 * k * v;
-            let g = l - 0.344 * k * u - 0.714 * k * v;
-            let b = l + 1.772 * k * u;
-            out.extend([r, g, b].map(|c| c.round().clamp(0.0, 255.0) as u8));
+            out.extend(yuv_to_rgb(l, u, v, full));
         }
     }
     out

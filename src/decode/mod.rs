@@ -15,7 +15,8 @@ use ffmpeg_next as ffmpeg;
 use crate::error::{Result, VeilError};
 
 pub use convert::{
-    chroma_shift, crop_rgb, luma, make_writable, working_format, FormatConverter, RgbScaler,
+    chroma_shift, crop_rgb, luma, make_writable, working_format, yuv_to_rgb, FormatConverter,
+    RgbScaler,
 };
 pub use gray::{decode_gray_frames, Gray};
 pub use still::{is_image, load_rgb, load_upright, IMAGE_EXTS, MAX_IMAGE_PIXELS};

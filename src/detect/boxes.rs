@@ -99,6 +99,16 @@ impl BBox {
         )
     }
 
+    /// The smallest box holding both.
+    pub fn union(&self, o: &BBox) -> BBox {
+        BBox::new(
+            self.x1.min(o.x1),
+            self.y1.min(o.y1),
+            self.x2.max(o.x2),
+            self.y2.max(o.y2),
+        )
+    }
+
     pub fn clip(&self, w: f32, h: f32) -> BBox {
         BBox::new(
             self.x1.clamp(0.0, w),

@@ -246,15 +246,13 @@ pub fn regions_around(boxes: &[BBox], reach: f32, min: f32, w: usize, h: usize) 
             continue;
         }
         let side = (b.width().max(b.height()) * reach).max(min);
-        let (cx, cy) = b.center();
-        let place = |c: f32, n: f32| {
-            let s = side.min(n);
-            let a = (c - s / 2.0).clamp(0.0, n - s);
-            (a.floor(), (a + s).ceil().min(n))
-        };
-        let (x1, x2) = place(cx, fw);
-        let (y1, y2) = place(cy, fh);
-        out.push(BBox::new(x1, y1, x2, y2));
+        let sq = square_around(b, side, fw, fh);
+        out.push(BBox::new(
+            sq.x1.floor(),
+            sq.y1.floor(),
+            sq.x2.ceil().min(fw),
+            sq.y2.ceil().min(fh),
+        ));
     }
     out
 }
@@ -294,6 +292,20 @@ pub fn detect_in_region(
         .collect())
 }
 
+/// A square of `side` pixels centred on `b`, moved inside a `w`x`h` picture where it fits,
+/// else clipped to it.
+fn square_around(b: &BBox, side: f32, w: f32, h: f32) -> BBox {
+    let (cx, cy) = b.center();
+    let place = |c: f32, n: f32| {
+        let s = side.min(n);
+        let a = (c - s / 2.0).clamp(0.0, n - s);
+        (a, a + s)
+    };
+    let (x1, x2) = place(cx, w);
+    let (y1, y2) = place(cy, h);
+    BBox::new(x1, y1, x2, y2)
+}
+
 /// The region a face crop looks at around a box, as a multiple of the box's long side.
 pub const CROP_REACH: f32 = 2.5;
 /// The long side a tracked face is scaled to in its crop (CenterFace finds faces of 16 to a
@@ -313,15 +325,8 @@ pub fn detect_around(
     let (fw, fh) = (f.width() as f32, f.height() as f32);
     let long = b.width().max(b.height()).max(8.0);
     let side = (long * CROP_REACH).max(32.0);
-    let (cx, cy) = b.center();
-    // The square, moved inside the frame where it fits, else clipped.
-    let place = |c: f32, n: f32| {
-        let s = side.min(n);
-        let a = (c - s / 2.0).clamp(0.0, n - s);
-        (a, a + s)
-    };
-    let (x0, x1) = place(cx, fw);
-    let (y0, y1) = place(cy, fh);
+    let sq = square_around(b, side, fw, fh);
+    let (x0, x1, y0, y1) = (sq.x1, sq.x2, sq.y1, sq.y2);
     let scale = (CROP_FACE_PX / long).clamp(0.25, 2.0);
     let ow = (((x1 - x0) * scale).round() as usize).max(32);
     let oh = (((y1 - y0) * scale).round() as usize).max(32);

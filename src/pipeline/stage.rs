@@ -541,6 +541,7 @@ impl<'a> DetectStage<'a> {
         let BoxSource::Detect(dets) = &mut self.source else {
             return Ok(());
         };
+        // `shift_at`, inlined: `self.source` is borrowed mutably above.
         let hint = self
             .shifts
             .iter()

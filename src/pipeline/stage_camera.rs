@@ -179,14 +179,7 @@ impl DetectStage<'_> {
             for j in [index.wrapping_sub(1), index + 1] {
                 for (id, c, b) in self.boxes_at(j) {
                     match grown.iter_mut().find(|g| g.0 == id) {
-                        Some(g) => {
-                            g.2 = BBox::new(
-                                g.2.x1.min(b.x1),
-                                g.2.y1.min(b.y1),
-                                g.2.x2.max(b.x2),
-                                g.2.y2.max(b.y2),
-                            )
-                        }
+                        Some(g) => g.2 = g.2.union(&b),
                         None => grown.push((id, c, b)),
                     }
                 }
