@@ -3,10 +3,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 VEIL := target/release/veil
-DEMO_IN ?= fixtures/face_720p.mp4
+# The demo sample: fixtures/face_720p.mp4 looped to 30 s with a bang and camera shake added by
+# scripts/make-demo-sample.sh (ffmpeg only), so the first highlights page has something on it.
+DEMO_SAMPLE := .cache/demo/escalation_demo.mp4
+DEMO_IN ?= $(DEMO_SAMPLE)
 DEMO_OUT ?= out/demo
 
-.PHONY: all setup setup-test build demo test lint unit fuzz slurm-test eval eval-highlights bench clean
+.PHONY: all setup setup-test build demo test lint unit fuzz slurm-test eval eval-highlights eval-highlights-real bench clean
 
 all: build
 
@@ -25,9 +28,10 @@ build: setup
 # (redacted video, audit record, highlights.json/.vtt, review.html), plus a still image.
 demo: build
 	$(VEIL) models
+	scripts/make-demo-sample.sh $(DEMO_SAMPLE)
 	$(VEIL) process $(DEMO_IN) -o $(DEMO_OUT)
 	$(VEIL) redact fixtures/astronaut.png -o $(DEMO_OUT)/astronaut.redacted.png
-	@echo "demo: outputs in $(DEMO_OUT)/; open $(DEMO_OUT)/review.html (highlights) and $(DEMO_OUT)/face_720p.redacted.mp4.redaction-review.html (review before disclosure) in a browser"
+	@echo "demo: outputs in $(DEMO_OUT)/; open $(DEMO_OUT)/review.html (highlights) and $(DEMO_OUT).review-NOT-FOR-DISCLOSURE/ (the review before disclosure) in a browser"
 
 lint:
 	scripts/check-house.py src
@@ -59,6 +63,15 @@ EVENTS ?= .cache/events
 eval-highlights: build
 	scripts/make-event-clips.sh $(EVENTS)
 	$(VEIL) eval-highlights $(EVENTS)
+
+# Highlight recall and false alarms on the realistic sound set: real recorded conversation,
+# sirens, laughter, phones, doors and more from Debian packages (scripts/REAL-SOUND.md; built on
+# first use, about 5 min and 1.1 GB of unpacked sources in .cache/sound-sources).
+REAL_SOUND ?= .cache/realsound
+eval-highlights-real: build
+	@python3 -c 'import numpy' 2>/dev/null || scripts/setup.sh python3-numpy
+	scripts/make-real-sound-set.py $(REAL_SOUND)
+	$(VEIL) eval-highlights $(REAL_SOUND)
 
 clean:
 	$(CARGO) clean

@@ -131,8 +131,21 @@ fn process_redacts_and_finds_bangs_in_one_pass() {
     let vtt = std::fs::read_to_string(out.join("highlights.vtt")).unwrap();
     assert!(vtt.starts_with("WEBVTT"));
     assert_eq!(vtt.matches(" --> ").count(), 2, "{vtt}");
-    // The first cue starts 10 s before the first bang (12 s, timed to 10 ms).
-    assert!(vtt.contains("\n00:00:02.0"), "{vtt}");
+    // The first cue starts 10 s before the first bang (12 s, timed to 10 ms: the AAC encoder's
+    // pre-echo can put the rise one 10 ms block early).
+    let first = vtt
+        .lines()
+        .find_map(|l| l.split_once(" --> ").map(|(a, _)| a.to_string()))
+        .expect("a cue");
+    let secs: f64 = first
+        .rsplit(':')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("cue start seconds");
+    assert!(
+        first.starts_with("00:00:") && (secs - 2.0).abs() <= 0.021,
+        "{vtt}"
+    );
 
     let page = std::fs::read_to_string(out.join("review.html")).unwrap();
     assert!(!page.contains("__VEIL_DATA__"));

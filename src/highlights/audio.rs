@@ -29,10 +29,15 @@ pub struct AudioHop {
     pub impulse_db: f32,
     /// Offset of that 10 ms block from the hop's start, seconds.
     pub impulse_at: f32,
+    /// Loudest 10 ms level in the hop, dBFS.
+    pub peak_db: f32,
     /// Share of samples at or beyond full scale.
     pub clipped: f32,
     /// Speech probability from the VAD (filled in later), 0..1.
     pub speech: f32,
+    /// Peak normalised autocorrelation of the strongest 40 ms frame (0..1): how periodic the
+    /// sound is. A voice stays below a siren or a ringtone, which are near 1.
+    pub voicing: f32,
 }
 
 /// Streaming audio analyser: push 16 kHz mono samples, get one [`AudioHop`] per 100 ms.
@@ -118,9 +123,11 @@ impl AudioAnalyzer {
         // Impulse: 10 ms levels against the median of the previous second.
         let mut impulse = 0.0f32;
         let mut impulse_at = 0.0f32;
+        let mut peak_db = FLOOR_DB;
         for (k, sub) in hop.chunks(RATE as usize / 100).enumerate() {
             let p = sub.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / sub.len() as f64;
             let l = db(p);
+            peak_db = peak_db.max(l);
             if self.recent_levels.len() >= 50 {
                 let mut v: Vec<f32> = self.recent_levels.iter().copied().collect();
                 v.sort_by(f32::total_cmp);
@@ -158,6 +165,7 @@ impl AudioAnalyzer {
                 high += e;
             }
         }
+        let (pitch_hz, voicing) = pitch_and_voicing(hop);
         let high_share = if low + high > 1e-9 {
             (high / (low + high)) as f32
         } else {
@@ -169,9 +177,11 @@ impl AudioAnalyzer {
             loudness,
             rms_db: db(power),
             high_share,
-            pitch_hz: pitch(hop),
+            pitch_hz,
+            voicing,
             impulse_db: impulse,
             impulse_at,
+            peak_db,
             clipped,
             speech: 0.0,
         });
@@ -181,6 +191,11 @@ impl AudioAnalyzer {
 /// Fundamental frequency (70–600 Hz) of the strongest 40 ms frame in a hop, by normalised
 /// autocorrelation; 0 when no frame is clearly periodic.
 pub fn pitch(hop: &[f32]) -> f32 {
+    pitch_and_voicing(hop).0
+}
+
+/// [`pitch`] and the peak normalised autocorrelation it was found at (0 when silent).
+pub fn pitch_and_voicing(hop: &[f32]) -> (f32, f32) {
     let frame = (RATE as usize) * 40 / 1000;
     let (min_lag, max_lag) = ((RATE / 600) as usize, (RATE / 70) as usize);
     // Only the strongest frame is examined: it carries the voice when there is one.
@@ -194,10 +209,10 @@ pub fn pitch(hop: &[f32]) -> f32 {
         start += frame / 2;
     }
     let Some((e0, start)) = best else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     if e0 < 1e-6 {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let x = &hop[start..start + frame];
     let rs: Vec<f32> = (min_lag..=max_lag)
@@ -213,7 +228,7 @@ pub fn pitch(hop: &[f32]) -> f32 {
         .collect();
     let max_r = rs.iter().copied().fold(0.0f32, f32::max);
     if max_r < 0.6 {
-        return 0.0;
+        return (0.0, max_r.max(0.0));
     }
     // The first local maximum close to the best (multiples of the period score as high) that
     // rises out of a valley: low-pass noise correlates at short lags without any period.
@@ -225,10 +240,10 @@ pub fn pitch(hop: &[f32]) -> f32 {
             && rs[i] >= rs[i + 1]
             && rs[i] - valley >= 0.3
         {
-            return RATE as f32 / (min_lag + i) as f32;
+            return (RATE as f32 / (min_lag + i) as f32, rs[i]);
         }
     }
-    0.0
+    (0.0, max_r)
 }
 
 #[cfg(test)]

@@ -9,8 +9,13 @@ pub mod audio;
 pub mod cadence;
 pub mod eval;
 pub mod fusion;
+pub mod kind;
+pub mod kinds;
 pub mod output;
+pub mod second;
+pub mod thresholds;
 pub mod vad;
+pub mod voice;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -333,7 +338,7 @@ impl Analyzer {
         let secs = fusion::seconds(&hops, &self.frames, duration);
         // For tuning: VEIL_DEBUG_SIGNALS=FILE dumps the raw signals.
         if let Some(p) = std::env::var_os("VEIL_DEBUG_SIGNALS") {
-            let dump = serde_json::json!({"hops": hops, "seconds": secs});
+            let dump = serde_json::json!({"hops": hops, "seconds": secs, "frames": self.frames});
             let _ = std::fs::write(p, serde_json::to_vec(&dump).unwrap_or_default());
         }
         let mut extra_tracks = Vec::new();
