@@ -24,10 +24,6 @@ pub struct FrameMotion {
     pub confidence: f32,
     /// Mean absolute difference from the previous frame, 0..255.
     pub diff: f32,
-    /// Share of that difference the global shift explains (1 − the difference left after
-    /// shifting the previous frame by it, over the difference before), 0..1. A camera that
-    /// moves explains most of the change; a person crossing close to the lens does not.
-    pub explained: f32,
     /// Mean luma, 0..255.
     pub luma: f32,
     /// Variance of the Laplacian: low means blurred or blocked.
@@ -176,43 +172,12 @@ impl MotionEstimator {
                 .map(|(&a, &b)| (a as i32 - b as i32).unsigned_abs() as f32)
                 .sum::<f32>()
                 / n;
-            m.explained = explained_share(
-                pix,
-                &self.prev_pix,
-                (m.dx * AW as f32).round() as isize,
-                (m.dy * AH as f32).round() as isize,
-                m.diff,
-            );
         }
         self.prev_spec = Some(spec);
         self.prev_pix.clear();
         self.prev_pix.extend_from_slice(pix);
         m
     }
-}
-
-/// 1 − (mean difference between `cur` and `prev` shifted by (`sx`, `sy`) pixels, over the
-/// overlap) / `diff`, clamped to 0..1; 1 when there is almost no change to explain.
-fn explained_share(cur: &[u8], prev: &[u8], sx: isize, sy: isize, diff: f32) -> f32 {
-    if diff < 1.0 {
-        return 1.0;
-    }
-    let (w, h) = (AW as isize, AH as isize);
-    if sx.abs() >= w / 2 || sy.abs() >= h / 2 {
-        return 0.0;
-    }
-    let (mut sum, mut n) = (0u64, 0u64);
-    for y in sy.max(0)..(h + sy.min(0)) {
-        let (cy, py) = (y as usize, (y - sy) as usize);
-        for x in sx.max(0)..(w + sx.min(0)) {
-            let a = cur[cy * AW + x as usize] as i32;
-            let b = prev[py * AW + (x - sx) as usize] as i32;
-            sum += a.abs_diff(b) as u64;
-            n += 1;
-        }
-    }
-    let left = sum as f32 / n.max(1) as f32;
-    (1.0 - left / diff).clamp(0.0, 1.0)
 }
 
 fn laplacian_variance(pix: &[u8]) -> f32 {
@@ -309,31 +274,5 @@ mod tests {
         let r = m.push(&texture(-3.0, 2.0), 2.0 / 30.0);
         assert!(r.dx.abs() < 0.01 && r.dy.abs() < 0.01);
         assert_eq!(r.diff, 0.0);
-    }
-
-    #[test]
-    fn a_camera_move_explains_the_change_and_a_crossing_person_does_not() {
-        let mut m = MotionEstimator::new();
-        m.push(&texture(0.0, 0.0), 0.0);
-        let moved = m.push(&texture(-4.0, 0.0), 1.0 / 30.0);
-        assert!(
-            moved.explained > 0.8,
-            "camera move explained {}",
-            moved.explained
-        );
-        // A large flat-dark shape covers the left half: the background did not move.
-        let mut crossed = texture(-4.0, 0.0);
-        for y in 0..AH {
-            for x in 0..AW / 2 {
-                crossed[y * AW + x] = 20;
-            }
-        }
-        let person = m.push(&crossed, 2.0 / 30.0);
-        assert!(person.diff > 10.0);
-        assert!(
-            person.explained < 0.3,
-            "person explained {}",
-            person.explained
-        );
     }
 }

@@ -56,14 +56,6 @@ fn the_readme_quotes_every_threshold_the_code_uses() {
         ("loud_impulse", format!("decaying ≥ {IMPULSE_DECAY_DB} dB")),
         ("struggle", format!("camera jerk ≥ {SHAKE_Z} robust SDs")),
         ("struggle", format!("≥ {}% of the frame per frame", pct(SHAKE_MIN_JERK as f64))),
-        (
-            "struggle",
-            format!(
-                "≥ {}% of it, none at ≤ {}%",
-                pct(2.0 * SHAKE_MIN_EXPLAINED as f64),
-                pct(SHAKE_MIN_EXPLAINED as f64)
-            ),
-        ),
         ("running", format!("peak at ≥ {RUN_MIN_HZ} Hz")),
         ("running", format!("≥ {}% of its power", pct(RUN_BAND_SHARE))),
         ("running", format!("≥ {}% of frame height", pct(RUN_MIN_RMS))),

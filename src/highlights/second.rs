@@ -201,12 +201,8 @@ fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
         counts[i] += 1;
         s.speed += (f.dx * f.dx + f.dy * f.dy).sqrt();
         if k >= 2 {
-            // Only a change of motion that the camera explains is a jerk: a person crossing
-            // close to the lens drags the global estimate without moving the background.
             let p = &frames[k - 1];
-            let e = f.explained.min(p.explained);
-            let w = ((e - SHAKE_MIN_EXPLAINED) / SHAKE_MIN_EXPLAINED).clamp(0.0, 1.0);
-            s.jerk += w * ((f.dx - p.dx).powi(2) + (f.dy - p.dy).powi(2)).sqrt();
+            s.jerk += ((f.dx - p.dx).powi(2) + (f.dy - p.dy).powi(2)).sqrt();
         }
         s.diff += f.diff;
         s.luma += f.luma;

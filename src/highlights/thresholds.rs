@@ -47,9 +47,6 @@ pub const IMPULSE_SPEECH_PENALTY_DB: f32 = 10.0;
 pub const SHAKE_Z: f32 = 5.0;
 /// Struggle: and at least this much jerk in absolute terms (fraction of the frame per frame).
 pub const SHAKE_MIN_JERK: f32 = 0.012;
-/// Struggle: a frame's change of motion counts in full when the global shift explains at least
-/// twice this share of its frame difference, and not at all at this share or below.
-pub const SHAKE_MIN_EXPLAINED: f32 = 0.15;
 /// Running: share of 0.7–8 Hz vertical-motion power in the 2–3.5 Hz band, at the midpoint.
 pub const RUN_BAND_SHARE: f64 = 0.45;
 /// Running: spectral peak over mean (a rhythm, not noise), at the midpoint.
