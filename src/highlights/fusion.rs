@@ -224,6 +224,7 @@ mod tests {
     use super::*;
     use crate::highlights::audio::AudioHop;
     use crate::highlights::second::{level_movement, steady_pitch};
+    use crate::motion::FrameMotion;
 
     fn calm(n: usize) -> Vec<Second> {
         (0..n)
@@ -432,6 +433,33 @@ mod tests {
         // A flat minute does not trigger it.
         let f = fuse(&calm(200), &[], 0.5);
         assert!(f.events.iter().all(|e| e.kind != Kind::RisingTension));
+    }
+
+    #[test]
+    fn shaking_frame_after_frame_is_jerk_but_one_jump_is_not() {
+        let frames = |dx: &dyn Fn(usize) -> f32| -> Vec<FrameMotion> {
+            (0..90)
+                .map(|k| FrameMotion {
+                    t: k as f64 / 30.0,
+                    dx: dx(k),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        // A shake: the camera swings back and forth every frame.
+        let shake = seconds(
+            &[],
+            &frames(&|k| if k % 2 == 0 { 0.03 } else { -0.03 }),
+            3.0,
+        );
+        assert!(shake[1].jerk > 0.05, "{}", shake[1].jerk);
+        // A person crossing close to the lens drags the estimate for two frames.
+        let crossing = seconds(
+            &[],
+            &frames(&|k| if k == 40 || k == 41 { 0.1 } else { 0.0 }),
+            3.0,
+        );
+        assert!(crossing[1].jerk < 0.001, "{}", crossing[1].jerk);
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub struct Second {
     pub clipped: f32,
     /// Mean motion speed, fraction of the frame per frame.
     pub speed: f32,
-    /// Mean jerk (change of motion between frames), fraction of the frame per frame.
+    /// Median jerk (change of motion between frames) over the second's frames, fraction of the
+    /// frame per frame.
     pub jerk: f32,
     pub diff: f32,
     pub luma: f32,
@@ -180,7 +181,7 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
     out
 }
 
-/// Adds the camera's motion to the seconds: speed, jerk (only what the camera explains),
+/// Adds the camera's motion to the seconds: speed, jerk (the median over the second's frames),
 /// frame difference, luma, sharpness and the running cadence.
 fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
     let fps = if frames.len() >= 2 {
@@ -194,6 +195,7 @@ fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
         30.0
     };
     let mut counts = vec![0usize; n];
+    let mut jerks: Vec<Vec<f32>> = vec![Vec::new(); n];
     for (k, f) in frames.iter().enumerate() {
         let i = (f.t.max(0.0) as usize).min(n - 1);
         let s = &mut out[i];
@@ -202,7 +204,7 @@ fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
         s.speed += (f.dx * f.dx + f.dy * f.dy).sqrt();
         if k >= 2 {
             let p = &frames[k - 1];
-            s.jerk += ((f.dx - p.dx).powi(2) + (f.dy - p.dy).powi(2)).sqrt();
+            jerks[i].push(((f.dx - p.dx).powi(2) + (f.dy - p.dy).powi(2)).sqrt());
         }
         s.diff += f.diff;
         s.luma += f.luma;
@@ -215,7 +217,10 @@ fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
         let c = counts[i] as f32;
         if c > 0.0 {
             s.speed /= c;
-            s.jerk /= c;
+            // The median over the second's frames: a struggle shakes the camera frame after
+            // frame; a person crossing close to the lens, who drags the global estimate on and
+            // off, makes one or two jumps.
+            s.jerk = median(&mut jerks[i]).unwrap_or(0.0);
             s.diff /= c;
             s.luma /= c;
             s.sharpness /= c;
