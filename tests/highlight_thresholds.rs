@@ -55,6 +55,10 @@ fn the_readme_quotes_every_threshold_the_code_uses() {
         ),
         ("loud_impulse", format!("decaying ≥ {IMPULSE_DECAY_DB} dB")),
         ("struggle", format!("camera jerk ≥ {SHAKE_Z} robust SDs")),
+        (
+            "struggle",
+            format!("leaves out its {SHAKE_DROP_FRAMES} largest frame-to-frame changes"),
+        ),
         ("struggle", format!("≥ {}% of the frame per frame", pct(SHAKE_MIN_JERK as f64))),
         ("running", format!("peak at ≥ {RUN_MIN_HZ} Hz")),
         ("running", format!("≥ {}% of its power", pct(RUN_BAND_SHARE))),

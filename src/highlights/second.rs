@@ -65,8 +65,8 @@ pub struct Second {
     pub clipped: f32,
     /// Mean motion speed, fraction of the frame per frame.
     pub speed: f32,
-    /// Median jerk (change of motion between frames) over the second's frames, fraction of the
-    /// frame per frame.
+    /// Mean jerk (change of motion between frames) over the second's frames but the
+    /// `SHAKE_DROP_FRAMES` largest, fraction of the frame per frame.
     pub jerk: f32,
     pub diff: f32,
     pub luma: f32,
@@ -181,7 +181,7 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
     out
 }
 
-/// Adds the camera's motion to the seconds: speed, jerk (the median over the second's frames),
+/// Adds the camera's motion to the seconds: speed, jerk (without its largest frames),
 /// frame difference, luma, sharpness and the running cadence.
 fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
     let fps = if frames.len() >= 2 {
@@ -217,10 +217,10 @@ fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
         let c = counts[i] as f32;
         if c > 0.0 {
             s.speed /= c;
-            // The median over the second's frames: a struggle shakes the camera frame after
-            // frame; a person crossing close to the lens, who drags the global estimate on and
-            // off, makes one or two jumps.
-            s.jerk = median(&mut jerks[i]).unwrap_or(0.0);
+            // The mean over the second's frames but its SHAKE_DROP_FRAMES largest: a struggle
+            // shakes the camera frame after frame; a person crossing close to the lens, who
+            // drags the global estimate on and off, makes one or two jumps.
+            s.jerk = trimmed_mean(&mut jerks[i], SHAKE_DROP_FRAMES);
             s.diff /= c;
             s.luma /= c;
             s.sharpness /= c;
@@ -238,6 +238,21 @@ fn add_video(out: &mut [Second], frames: &[FrameMotion], n: usize) {
             s.bob_rms = cd.rms;
         }
     }
+}
+
+/// The mean of `v` without its `drop` largest values (all of them when fewer than 3 would
+/// remain).
+fn trimmed_mean(v: &mut [f32], drop: usize) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f32::total_cmp);
+    let keep = if v.len() >= drop + 3 {
+        &v[..v.len() - drop]
+    } else {
+        &v[..]
+    };
+    keep.iter().sum::<f32>() / keep.len() as f32
 }
 
 /// How a stretch of hops moves: the mean hop-to-hop level change (dB) over the span from the

@@ -45,6 +45,10 @@ pub const IMPULSE_DECAY_DB: f32 = 8.0;
 pub const IMPULSE_SPEECH_PENALTY_DB: f32 = 10.0;
 /// Struggle: frame-to-frame jerk, in robust z-scores over the file, at the midpoint.
 pub const SHAKE_Z: f32 = 5.0;
+/// Struggle: a second's jerk leaves out its this many largest frame-to-frame changes (a person
+/// crossing close to the lens drags the motion estimate in one or two jumps; a shake jerks
+/// every frame).
+pub const SHAKE_DROP_FRAMES: usize = 2;
 /// Struggle: and at least this much jerk in absolute terms (fraction of the frame per frame).
 pub const SHAKE_MIN_JERK: f32 = 0.012;
 /// Running: share of 0.7–8 Hz vertical-motion power in the 2–3.5 Hz band, at the midpoint.
