@@ -189,12 +189,8 @@ impl AudioAnalyzer {
 }
 
 /// Fundamental frequency (70–600 Hz) of the strongest 40 ms frame in a hop, by normalised
-/// autocorrelation; 0 when no frame is clearly periodic.
-pub fn pitch(hop: &[f32]) -> f32 {
-    pitch_and_voicing(hop).0
-}
-
-/// [`pitch`] and the peak normalised autocorrelation it was found at (0 when silent).
+/// autocorrelation (0 when no frame is clearly periodic), and the peak normalised
+/// autocorrelation it was found at (its periodicity; 0 when silent).
 pub fn pitch_and_voicing(hop: &[f32]) -> (f32, f32) {
     let frame = (RATE as usize) * 40 / 1000;
     let (min_lag, max_lag) = ((RATE / 600) as usize, (RATE / 70) as usize);
@@ -285,7 +281,7 @@ mod tests {
         for (i, v) in tone(440.0, 0.15, 0.1).iter().enumerate() {
             x[i] += v;
         }
-        let f0 = pitch(&x);
+        let f0 = pitch_and_voicing(&x).0;
         assert!((f0 - 220.0).abs() < 5.0, "f0 {f0}");
         let mut x: u32 = 2463534242;
         let noise: Vec<f32> = (0..HOP)
@@ -296,7 +292,7 @@ mod tests {
                 (x as f32 / u32::MAX as f32 - 0.5) * 0.3
             })
             .collect();
-        assert_eq!(pitch(&noise), 0.0);
+        assert_eq!(pitch_and_voicing(&noise).0, 0.0);
         // Low-pass noise (a leaky integral of white noise) correlates at short lags but has
         // no period either.
         let mut acc = 0.0f32;
@@ -307,7 +303,7 @@ mod tests {
                 acc
             })
             .collect();
-        assert_eq!(pitch(&brown), 0.0);
+        assert_eq!(pitch_and_voicing(&brown).0, 0.0);
     }
 
     #[test]

@@ -35,8 +35,6 @@ fn shouting(s: &Second, b: &Baseline) -> Scored {
         SHOUT_PITCH_RATIO
     };
     let bright = s.high_share - b.speech_high_share;
-    // A shout is a voice: the VAD says speech, or the second has a clear pitch (screams
-    // can fall outside what the VAD calls speech). Bangs and noise have neither.
     // A shout is a voice: the VAD says speech, or the second is clearly periodic (screams
     // can fall outside what the VAD calls speech and above the pitch tracker's range).
     let periodic = s.pitch_hz > 0.0 || s.voicing >= SHOUT_MIN_VOICING;
