@@ -6,6 +6,8 @@ in which the escalation happens over the same kind of background (shouting, scre
 struggle, running, rising tension). Sources, licences and ground truth: scripts/REAL-SOUND.md.
 
     scripts/make-real-sound-set.py [OUTDIR]     (default: .cache/realsound at the repo root)
+    scripts/make-real-sound-set.py --validation [OUTDIR]
+                        18 event clips on fresh seeds (default: .cache/realsound-validation)
 
 Sources are Debian packages, fetched with `apt-get download` at pinned versions, checked
 against pinned sha256 and unpacked with `dpkg-deb -x` into .cache/sound-sources (nothing is
@@ -28,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover
     sys.exit("make-real-sound-set: needs numpy (Debian: apt-get install python3-numpy)")
 
-VERSION = 2
+VERSION = 3
 SR = 48_000
 FPS = 30
 W, H = 320, 240
@@ -579,16 +581,16 @@ def limit(x):
 
 def build(spec):
     name, calm, seed, out = spec
-    rng = np.random.default_rng(seed)
-    dur = float(rng.uniform(150, 170) if calm else rng.uniform(130, 170))
-    speech = float(rng.uniform(-31, -18))
-    c = Clip(dur, rng, speech)
-    background(c)
-    walk(c)
-    if calm:
-        add_speech(c, 0, dur)
-        plan_calm(c, int(rng.integers(5, 8)))
-    else:
+    need = 0.0
+    while True:
+        rng = np.random.default_rng(seed)
+        dur = max(need, float(rng.uniform(150, 170) if calm else rng.uniform(130, 170)))
+        speech = float(rng.uniform(-31, -18))
+        c = Clip(dur, rng, speech)
+        background(c)
+        walk(c)
+        if calm:
+            break
         kinds = spec_kinds(seed)
         t = float(rng.uniform(20, 30))
         for kind in kinds:
@@ -597,6 +599,17 @@ def build(spec):
                              "source": source})
             c.busy.append((on, end))
             t = end + float(rng.uniform(30, 40))
+        # Every event ends at least 15 s before the clip does (a rising argument cut off by the
+        # end of the clip would be labelled with a rise it never reaches): otherwise the clip
+        # is drawn again, longer.
+        last = max(e["end"] for e in c.events)
+        if last + 15 <= dur:
+            break
+        need = last + 20
+    if calm:
+        add_speech(c, 0, dur)
+        plan_calm(c, int(rng.integers(5, 8)))
+    else:
         add_speech(c, 0, dur)
         # One or two calm distractors far from the events, so events sit on the same background.
         for _ in range(2):
@@ -640,7 +653,13 @@ def spec_kinds(seed):
 
 
 def main():
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / ".cache" / "realsound"
+    args = [a for a in sys.argv[1:] if a != "--validation"]
+    # --validation: 18 event clips only, drawn with seeds the set never uses (every plan of
+    # EVENT_PLAN once, and its four rising-tension plans once more), to check that what was
+    # tuned on the set holds on fresh draws.
+    validation = len(args) < len(sys.argv) - 1
+    default = "realsound-validation" if validation else "realsound"
+    out = Path(args[0]) if args else REPO / ".cache" / default
     idx = out / "index.json"
     if idx.exists():
         try:
@@ -658,10 +677,16 @@ def main():
     if missing:
         sys.exit("make-real-sound-set: sources missing from the unpacked packages:\n  " + "\n  ".join(missing))
     out.mkdir(parents=True, exist_ok=True)
-    for p in list(out.glob("calm_*.mp4")) + list(out.glob("event_*.mp4")) + [idx]:
+    for p in list(out.glob("calm_*.mp4")) + list(out.glob("event_*.mp4")) + list(out.glob("fresh_*.mp4")) + [idx]:
         p.unlink(missing_ok=True)
-    specs = [(f"calm_{i + 1:02d}.mp4", True, 2000 + i, out) for i in range(24)]
-    specs += [(f"event_{i + 1:02d}.mp4", False, 1000 + i, out) for i in range(len(EVENT_PLAN))]
+    if validation:
+        n = len(EVENT_PLAN)
+        tension = [i for i, p in enumerate(EVENT_PLAN) if "rising_tension" in p]
+        seeds = [1000 + 20 * n + i for i in range(n)] + [1000 + 21 * n + i for i in tension]
+        specs = [(f"fresh_{s}.mp4", False, s, out) for s in seeds]
+    else:
+        specs = [(f"calm_{i + 1:02d}.mp4", True, 2000 + i, out) for i in range(24)]
+        specs += [(f"event_{i + 1:02d}.mp4", False, 1000 + i, out) for i in range(len(EVENT_PLAN))]
     clips = []
     with ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:
         for i, r in enumerate(ex.map(build, specs)):
