@@ -72,6 +72,8 @@ eval-highlights-real: build
 	@python3 -c 'import numpy' 2>/dev/null || scripts/setup.sh python3-numpy
 	scripts/make-real-sound-set.py $(REAL_SOUND)
 	$(VEIL) eval-highlights $(REAL_SOUND)
+	scripts/make-real-sound-set.py --validation $(REAL_SOUND)-validation
+	$(VEIL) eval-highlights $(REAL_SOUND)-validation
 
 clean:
 	$(CARGO) clean

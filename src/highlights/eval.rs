@@ -279,10 +279,14 @@ pub fn summary(r: &Report) -> String {
             .map(|v| format!("{v:.2} s"))
             .unwrap_or_else(|| "n/a".into())
     ));
-    s.push_str(&format!(
-        "false alarms on calm clips: {} in {:.2} h = {:.2}/h\n",
-        r.calm_false_alarms, r.calm_hours, r.false_alarms_per_hour
-    ));
+    if r.calm_hours > 0.0 {
+        s.push_str(&format!(
+            "false alarms on calm clips: {} in {:.2} h = {:.2}/h\n",
+            r.calm_false_alarms, r.calm_hours, r.false_alarms_per_hour
+        ));
+    } else {
+        s.push_str("false alarms on calm clips: no calm clips in this set\n");
+    }
     s.push_str(&format!(
         "unmatched highlights on event clips: {}\n",
         r.event_clip_false_alarms
