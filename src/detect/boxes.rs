@@ -197,7 +197,7 @@ pub const PLATE_MAX_AREA: f32 = 0.2;
 /// A plate's short side is at most this many times the long side of a face beside it: at the
 /// same distance a plate is 11-20 cm tall (one or two rows) and a face about 22 cm, so a
 /// "plate" much taller than the faces next to it is a person or their clothes. The short side
-/// keeps the rule true for footage stored on its side, whose plates are tall boxes.
+/// keeps the rule true for plates seen steeply from the side, which are tall boxes.
 pub const PLATE_MAX_FACE: f32 = 1.5;
 
 /// Whether a plate box can be a plate in a `w`x`h` picture where `faces` were found.
@@ -230,7 +230,7 @@ mod tests {
         let person = BBox::from_xywh(754.0, 310.0, 358.0, 410.0);
         assert!(!plausible_plate(&person, w, h, &faces));
         assert!(plausible_plate(&person, w, h, &[]));
-        // A plate beside a face, far from the faces, and one stored on its side.
+        // A plate beside a face, far from the faces, and one seen from the side (a tall box).
         assert!(plausible_plate(
             &BBox::from_xywh(600.0, 420.0, 120.0, 30.0),
             w,

@@ -98,6 +98,12 @@ impl CenterFace {
         let (hs, heat) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
         let (_, scale) = outputs[1].try_extract_tensor::<f32>().map_err(err)?;
         let (_, offset) = outputs[2].try_extract_tensor::<f32>().map_err(err)?;
+        // The landmarks (eyes, nose, mouth corners) turn a face box into a head box for faces
+        // in profile; a graph without them keeps the face boxes.
+        let landmarks = match outputs.len() > 3 {
+            true => Some(outputs[3].try_extract_tensor::<f32>().map_err(err)?.1),
+            false => None,
+        };
         if hs.len() != 4 {
             return Err(VeilError::ModelFormat {
                 id: self.id.clone(),
@@ -112,10 +118,14 @@ impl CenterFace {
                 msg: "output sizes do not match the heatmap".into(),
             });
         }
+        let landmarks = landmarks.filter(|l| l.len() >= 10 * n);
         Ok(decode(
-            heat,
-            scale,
-            offset,
+            Maps {
+                heat,
+                scale,
+                offset,
+                landmarks,
+            },
             ow,
             oh,
             thresh,
@@ -126,12 +136,58 @@ impl CenterFace {
     }
 }
 
-/// Decodes CenterFace maps (stride 4) into boxes in input pixels, then applies NMS.
+/// CenterFace's output maps at stride 4: heatmap (1 channel), log box size (height, width),
+/// centre offset (y, x) and, when the graph has them, the 5 landmarks (y, x pairs relative to
+/// the box: eyes, nose, mouth corners).
+pub struct Maps<'a> {
+    pub heat: &'a [f32],
+    pub scale: &'a [f32],
+    pub offset: &'a [f32],
+    pub landmarks: Option<&'a [f32]>,
+}
+
+/// A face turned away from the camera by this much (the nose this far from the box's middle,
+/// as a share of its width) starts to show the side of the head…
+pub const TURN_FROM: f32 = 0.15;
+/// …and from this much on it is in full profile…
+pub const TURN_FULL: f32 = 0.32;
+/// …where the box grows behind the face (away from the nose) by this share of its width, over
+/// the ear and the back of the head, and up by [`HEAD_UP`] of its height over the hair.
+pub const HEAD_BACK: f32 = 0.7;
+/// See [`HEAD_BACK`].
+pub const HEAD_UP: f32 = 0.15;
+
+/// How far a face is turned, from its landmarks: the nose's offset from the box's middle as a
+/// share of the box's width (negative: the nose points left in the picture). 0 when the
+/// landmarks are missing or outside the box (a frontal face reads about 0).
+pub fn turn(nose_x: f32, x1: f32, w: f32) -> f32 {
+    let t = (nose_x - (x1 + w / 2.0)) / w.max(1.0);
+    if t.is_finite() && t.abs() <= 0.6 {
+        t
+    } else {
+        0.0
+    }
+}
+
+/// The head box of a face box whose face is turned by `t` (see [`turn`]): grown behind the
+/// face and up as the side of the head comes into view. A frontal face keeps its box.
+pub fn head_box(x1: f32, y1: f32, w: f32, h: f32, t: f32) -> (f32, f32, f32, f32) {
+    let k = ((t.abs() - TURN_FROM) / (TURN_FULL - TURN_FROM)).clamp(0.0, 1.0);
+    let back = k * HEAD_BACK * w;
+    let up = k * HEAD_UP * h;
+    let (bx1, bx2) = if t < 0.0 {
+        (x1, x1 + w + back)
+    } else {
+        (x1 - back, x1 + w)
+    };
+    (bx1, y1 - up, bx2, y1 + h)
+}
+
+/// Decodes CenterFace maps (stride 4) into boxes in input pixels, then applies NMS. A face
+/// in profile gets its head box ([`head_box`]).
 #[allow(clippy::too_many_arguments)]
 pub fn decode(
-    heat: &[f32],
-    scale: &[f32],
-    offset: &[f32],
+    maps: Maps,
     ow: usize,
     oh: usize,
     thresh: f32,
@@ -139,8 +195,17 @@ pub fn decode(
     img_h: f32,
     class: Class,
 ) -> Vec<Detection> {
+    let Maps {
+        heat,
+        scale,
+        offset,
+        landmarks,
+    } = maps;
     let n = ow * oh;
     let mut dets = Vec::new();
+    // Each peak's nose (x, picture pixels) and score: a face's peaks agree on where its nose
+    // is far better than on where its box is centred.
+    let mut noses = Vec::new();
     for y in 0..oh {
         for x in 0..ow {
             let i = y * ow + x;
@@ -152,6 +217,8 @@ pub fn decode(
             let w = scale[n + i].exp() * 4.0;
             let cy = (y as f32 + offset[i] + 0.5) * 4.0;
             let cx = (x as f32 + offset[n + i] + 0.5) * 4.0;
+            // As CenterFace's reference code: a box cut by the left or top edge keeps its size
+            // (it moves inward), which covers more of a face entering the frame.
             let x1 = (cx - w / 2.0).max(0.0);
             let y1 = (cy - h / 2.0).max(0.0);
             let bbox = BBox::new(x1, y1, (x1 + w).min(img_w), (y1 + h).min(img_h));
@@ -160,9 +227,32 @@ pub fn decode(
                 bbox,
                 score: s,
             });
+            // The nose is landmark 2; its x is channel 5, relative to the box's left edge.
+            if let Some(l) = landmarks {
+                let nose = cx - w / 2.0 + l[5 * n + i] * w;
+                if nose.is_finite() {
+                    noses.push((cx, cy, nose, s));
+                }
+            }
         }
     }
-    super::drop_parts(nms(dets, CENTERFACE_NMS_IOU))
+    let mut kept = super::drop_parts(nms(dets, CENTERFACE_NMS_IOU));
+    for d in &mut kept {
+        let b = d.bbox;
+        let (mut sum, mut wsum) = (0.0f32, 0.0f32);
+        for &(cx, cy, nose, s) in &noses {
+            if cx >= b.x1 && cx <= b.x2 && cy >= b.y1 && cy <= b.y2 {
+                sum += nose * s;
+                wsum += s;
+            }
+        }
+        if wsum > 0.0 {
+            let t = turn(sum / wsum, b.x1, b.width());
+            let (x1, y1, x2, y2) = head_box(b.x1, b.y1, b.width(), b.height(), t);
+            d.bbox = BBox::new(x1.max(0.0), y1.max(0.0), x2.min(img_w), y2.min(img_h));
+        }
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -181,12 +271,79 @@ mod tests {
         heat[0] = 0.1; // below the threshold
         scale[2 * ow + 3] = 2f32.ln();
         scale[n + 2 * ow + 3] = 4f32.ln();
-        let d = decode(&heat, &scale, &offset, ow, oh, 0.5, 32.0, 24.0, Class::Face);
+        let maps = Maps {
+            heat: &heat,
+            scale: &scale,
+            offset: &offset,
+            landmarks: None,
+        };
+        let d = decode(maps, ow, oh, 0.5, 32.0, 24.0, Class::Face);
         assert_eq!(d.len(), 1);
         let b = d[0].bbox;
         // centre (3.5*4, 2.5*4) = (14, 10)
         assert!((b.x1 - 6.0).abs() < 1e-4 && (b.x2 - 22.0).abs() < 1e-4);
         assert!((b.y1 - 6.0).abs() < 1e-4 && (b.y2 - 14.0).abs() < 1e-4);
+    }
+
+    /// One peak at (x=12, y=12) of a 24x24 map: a 32x40 face box centred at (50, 50), with
+    /// its nose `nose` of the box's width from the box's left edge.
+    fn face_with_nose(nose: f32) -> BBox {
+        let (ow, oh) = (24, 24);
+        let n = ow * oh;
+        let i = 12 * ow + 12;
+        let mut heat = vec![0.0; n];
+        let mut scale = vec![0.0; 2 * n];
+        let offset = vec![0.0; 2 * n];
+        let mut lms = vec![0.5; 10 * n];
+        heat[i] = 0.9;
+        scale[i] = 10f32.ln();
+        scale[n + i] = 8f32.ln();
+        lms[5 * n + i] = nose;
+        let maps = Maps {
+            heat: &heat,
+            scale: &scale,
+            offset: &offset,
+            landmarks: Some(&lms),
+        };
+        let d = decode(maps, ow, oh, 0.5, 128.0, 128.0, Class::Face);
+        assert_eq!(d.len(), 1);
+        d[0].bbox
+    }
+
+    #[test]
+    fn a_face_in_profile_gets_its_head_box_behind_the_nose() {
+        let frontal = face_with_nose(0.5);
+        assert_eq!(frontal, BBox::new(34.0, 30.0, 66.0, 70.0));
+        // A slightly turned face (nose 0.1 of its width off the middle) keeps its box.
+        assert_eq!(face_with_nose(0.4), frontal);
+        // Nose near the left edge: the face looks left, the back of the head is on the right.
+        let left = face_with_nose(0.1);
+        assert!((left.x1 - frontal.x1).abs() < 1e-4);
+        assert!(
+            (left.x2 - (frontal.x2 + HEAD_BACK * 32.0)).abs() < 1e-3,
+            "{left:?}"
+        );
+        assert!(
+            (left.y1 - (frontal.y1 - HEAD_UP * 40.0)).abs() < 1e-3,
+            "{left:?}"
+        );
+        assert_eq!(left.y2, frontal.y2);
+        // Mirrored: it grows to the left.
+        let right = face_with_nose(0.9);
+        assert!(
+            (right.x1 - (frontal.x1 - HEAD_BACK * 32.0)).abs() < 1e-3,
+            "{right:?}"
+        );
+        assert!((right.x2 - frontal.x2).abs() < 1e-4);
+        // Half way to full profile: half the growth.
+        let t = TURN_FROM + 0.5 * (TURN_FULL - TURN_FROM);
+        let half = face_with_nose(0.5 - t);
+        assert!(
+            (half.x2 - (frontal.x2 + 0.5 * HEAD_BACK * 32.0)).abs() < 1e-2,
+            "{half:?}"
+        );
+        // Landmarks far outside the box are not a nose: no growth.
+        assert_eq!(face_with_nose(5.0), frontal);
     }
 
     #[test]
