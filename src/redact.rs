@@ -75,6 +75,11 @@ impl RedactConfig {
             }
             Class::Manual => *b,
         };
+        // A face cut by the frame's edge shows only part of itself, and an ellipse fitted to
+        // the visible part leaves its corners, at the edge, uncovered: a sliver of a face
+        // entering or leaving (an ear, a cheek) would stay visible. It is redacted as a box.
+        let cut = r.x1 < 0.0 || r.y1 < 0.0 || r.x2 > w || r.y2 > h;
+        let shape = if cut { Shape::Box } else { shape };
         (r.clip(w, h), shape)
     }
 }
@@ -399,6 +404,38 @@ pub fn merge_overlaps(boxes: &[(u32, Class, BBox)]) -> Vec<(Class, BBox)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_face_cut_by_the_frame_edge_is_redacted_as_a_box() {
+        let cfg = RedactConfig::default();
+        // Inside the frame: an ellipse.
+        let (r, shape) = cfg.region(
+            Class::Face,
+            &BBox::new(100.0, 100.0, 160.0, 180.0),
+            640.0,
+            360.0,
+        );
+        assert_eq!(shape, Shape::Ellipse);
+        assert_eq!(r, BBox::new(100.0, 100.0, 160.0, 180.0).scaled(1.3));
+        // A face leaving on the left, 20 px of it in view: the ellipse inscribed in the visible
+        // part would leave its corners at the edge; the box covers them.
+        let (r, shape) = cfg.region(
+            Class::Face,
+            &BBox::new(-40.0, 100.0, 20.0, 180.0),
+            640.0,
+            360.0,
+        );
+        assert_eq!(shape, Shape::Box);
+        assert_eq!((r.x1, r.y1), (0.0, 88.0));
+        // Also at the bottom edge.
+        let (_, shape) = cfg.region(
+            Class::Face,
+            &BBox::new(100.0, 300.0, 160.0, 355.0),
+            640.0,
+            360.0,
+        );
+        assert_eq!(shape, Shape::Box);
+    }
 
     #[test]
     fn regions_inside_another_ones_shape_are_covered_by_it() {
