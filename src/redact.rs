@@ -130,7 +130,11 @@ pub fn redact_plane(
         Style::Blur => {
             // Three box passes of radius r approximate a Gaussian of sigma ~ r.
             let radius = ((size / 5.0).round() as usize).max(2);
-            blur3(scratch, rw, rh, ch, radius);
+            match ch {
+                1 => blur3::<1>(scratch, rw, rh, radius),
+                3 => blur3::<3>(scratch, rw, rh, radius),
+                _ => panic!("redaction works on 1 or 3 channels, not {ch}"),
+            }
         }
         Style::Mosaic => {
             let cell = ((size / 6.0).round() as usize).max(3);
@@ -253,10 +257,12 @@ fn to_rect(b: &BBox, w: usize, h: usize) -> Option<Rect> {
 /// Gaussian-like blur of radius `radius`: three box passes each way. Large radii are run on an
 /// area-averaged copy (at most ~8 px radius there) and scaled back up bilinearly, which gives
 /// the same smooth result at a fraction of the cost.
-fn blur3(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
+/// `CH` interleaved channels (a constant, so the per-pixel loops unroll).
+fn blur3<const CH: usize>(buf: &mut [u8], w: usize, h: usize, radius: usize) {
+    let ch = CH;
     let s = (radius / 6).max(1);
     if s == 1 {
-        blur3_direct(buf, w, h, ch, radius);
+        blur3_direct::<CH>(buf, w, h, radius);
         return;
     }
     let (sw, sh) = (w.div_ceil(s), h.div_ceil(s));
@@ -283,7 +289,7 @@ fn blur3(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
             }
         }
     }
-    blur3_direct(&mut small, sw, sh, ch, (radius / s).max(1));
+    blur3_direct::<CH>(&mut small, sw, sh, (radius / s).max(1));
     // Bilinear upscale, sample centres aligned; weights in 1/256 steps.
     let coords = |n: usize, sn: usize| -> Vec<(usize, usize, u32)> {
         (0..n)
@@ -316,31 +322,56 @@ fn blur3(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
 }
 
 /// Three horizontal then three vertical box passes, edges clamped.
-fn blur3_direct(buf: &mut [u8], w: usize, h: usize, ch: usize, radius: usize) {
-    let mut line: Vec<u8> = Vec::with_capacity(w.max(h));
-    let mut out: Vec<u8> = vec![0; w.max(h)];
-    for c in 0..ch {
-        for y in 0..h {
+fn blur3_direct<const CH: usize>(buf: &mut [u8], w: usize, h: usize, radius: usize) {
+    let mut line: Vec<u8> = Vec::with_capacity(w);
+    let mut out: Vec<u8> = vec![0; w];
+    for y in 0..h {
+        for c in 0..CH {
             line.clear();
-            line.extend((0..w).map(|x| buf[(y * w + x) * ch + c]));
+            line.extend((0..w).map(|x| buf[(y * w + x) * CH + c]));
             for _ in 0..3 {
-                box_line(&line, &mut out[..w], radius);
-                line.copy_from_slice(&out[..w]);
+                box_line(&line, &mut out, radius);
+                line.copy_from_slice(&out);
             }
             for x in 0..w {
-                buf[(y * w + x) * ch + c] = line[x];
+                buf[(y * w + x) * CH + c] = line[x];
             }
         }
-        for x in 0..w {
-            line.clear();
-            line.extend((0..h).map(|y| buf[(y * w + x) * ch + c]));
-            for _ in 0..3 {
-                box_line(&line, &mut out[..h], radius);
-                line.copy_from_slice(&out[..h]);
-            }
-            for y in 0..h {
-                buf[(y * w + x) * ch + c] = line[y];
-            }
+    }
+    // The vertical passes run down every column of a row at once (the same sums as
+    // `box_line` down each column, without gathering columns).
+    let mut other = vec![0u8; buf.len()];
+    box_columns(buf, &mut other, w * CH, h, radius);
+    box_columns(&other, buf, w * CH, h, radius);
+    other.copy_from_slice(buf);
+    box_columns(&other, buf, w * CH, h, radius);
+}
+
+/// [`box_line`] down each of the `rw` columns of `src` (`h` rows), into `dst`.
+fn box_columns(src: &[u8], dst: &mut [u8], rw: usize, h: usize, r: usize) {
+    if h == 0 || rw == 0 {
+        return;
+    }
+    let r = r.min(h.saturating_sub(1).max(1)) as isize;
+    let k = (2 * r + 1) as u32;
+    let row = |y: isize| -> &[u8] {
+        let y = y.clamp(0, h as isize - 1) as usize;
+        &src[y * rw..(y + 1) * rw]
+    };
+    let mut sum = vec![0u32; rw];
+    for dy in -r..=r {
+        for (s, &v) in sum.iter_mut().zip(row(dy)) {
+            *s += v as u32;
+        }
+    }
+    for y in 0..h as isize {
+        let d = &mut dst[y as usize * rw..(y as usize + 1) * rw];
+        for (o, &s) in d.iter_mut().zip(&sum) {
+            *o = ((s + k / 2) / k) as u8;
+        }
+        let (add, sub) = (row(y + r + 1), row(y - r));
+        for ((s, &a), &b) in sum.iter_mut().zip(add).zip(sub) {
+            *s = *s + a as u32 - b as u32;
         }
     }
 }
@@ -521,6 +552,27 @@ mod tests {
         let out = run(Style::Solid, Shape::Ellipse);
         assert_eq!(out[20 * 100 + 20], orig[20 * 100 + 20]);
         assert_eq!(out[40 * 100 + 40], 16);
+    }
+
+    #[test]
+    fn column_passes_equal_box_line_down_each_column() {
+        let (w, h) = (7usize, 11usize);
+        for ch in [1usize, 3] {
+            let src: Vec<u8> = (0..w * h * ch)
+                .map(|i| ((i * 97 + 13) % 251) as u8)
+                .collect();
+            for r in [1usize, 2, 5, 20] {
+                let mut got = vec![0u8; src.len()];
+                box_columns(&src, &mut got, w * ch, h, r);
+                for col in 0..w * ch {
+                    let line: Vec<u8> = (0..h).map(|y| src[y * w * ch + col]).collect();
+                    let mut want = vec![0u8; h];
+                    box_line(&line, &mut want, r);
+                    let have: Vec<u8> = (0..h).map(|y| got[y * w * ch + col]).collect();
+                    assert_eq!(have, want, "ch {ch} r {r} column {col}");
+                }
+            }
+        }
     }
 
     #[test]
