@@ -606,11 +606,10 @@ def build(spec):
         if last + 15 <= dur:
             break
         need = last + 20
+    add_speech(c, 0, dur)
     if calm:
-        add_speech(c, 0, dur)
         plan_calm(c, int(rng.integers(5, 8)))
     else:
-        add_speech(c, 0, dur)
         # One or two calm distractors far from the events, so events sit on the same background.
         for _ in range(2):
             for _try in range(20):

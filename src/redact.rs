@@ -259,33 +259,32 @@ fn to_rect(b: &BBox, w: usize, h: usize) -> Option<Rect> {
 /// the same smooth result at a fraction of the cost.
 /// `CH` interleaved channels (a constant, so the per-pixel loops unroll).
 fn blur3<const CH: usize>(buf: &mut [u8], w: usize, h: usize, radius: usize) {
-    let ch = CH;
     let s = (radius / 6).max(1);
     if s == 1 {
         blur3_direct::<CH>(buf, w, h, radius);
         return;
     }
     let (sw, sh) = (w.div_ceil(s), h.div_ceil(s));
-    let mut small = vec![0u8; sw * sh * ch];
-    let mut acc = vec![0u32; sw * ch];
+    let mut small = vec![0u8; sw * sh * CH];
+    let mut acc = vec![0u32; sw * CH];
     for sy in 0..sh {
         let (y0, y1) = (sy * s, ((sy + 1) * s).min(h));
         acc.iter_mut().for_each(|a| *a = 0);
         for y in y0..y1 {
-            let row = &buf[y * w * ch..(y + 1) * w * ch];
+            let row = &buf[y * w * CH..(y + 1) * w * CH];
             // Cell by cell (a division per pixel cost more than the sums).
-            for (sx, cell) in row.chunks(s * ch).enumerate() {
-                for px in cell.chunks_exact(ch) {
-                    for c in 0..ch {
-                        acc[sx * ch + c] += px[c] as u32;
+            for (sx, cell) in row.chunks(s * CH).enumerate() {
+                for px in cell.chunks_exact(CH) {
+                    for c in 0..CH {
+                        acc[sx * CH + c] += px[c] as u32;
                     }
                 }
             }
         }
         for sx in 0..sw {
             let n = ((y1 - y0) * (((sx + 1) * s).min(w) - sx * s)) as u32;
-            for c in 0..ch {
-                small[(sy * sw + sx) * ch + c] = ((acc[sx * ch + c] + n / 2) / n) as u8;
+            for c in 0..CH {
+                small[(sy * sw + sx) * CH + c] = ((acc[sx * CH + c] + n / 2) / n) as u8;
             }
         }
     }
@@ -302,20 +301,20 @@ fn blur3<const CH: usize>(buf: &mut [u8], w: usize, h: usize, radius: usize) {
     };
     let xs = coords(w, sw);
     let ys = coords(h, sh);
-    let mut top = vec![0u32; sw * ch];
+    let mut top = vec![0u32; sw * CH];
     for (y, &(y0, y1, ty)) in ys.iter().enumerate() {
         // Blend the two source rows once, then interpolate along x.
-        for i in 0..sw * ch {
-            let a = small[y0 * sw * ch + i] as u32;
-            let b = small[y1 * sw * ch + i] as u32;
+        for i in 0..sw * CH {
+            let a = small[y0 * sw * CH + i] as u32;
+            let b = small[y1 * sw * CH + i] as u32;
             top[i] = a * (256 - ty) + b * ty;
         }
-        let row = &mut buf[y * w * ch..(y + 1) * w * ch];
+        let row = &mut buf[y * w * CH..(y + 1) * w * CH];
         for (x, &(x0, x1, tx)) in xs.iter().enumerate() {
-            for c in 0..ch {
-                let a = top[x0 * ch + c];
-                let b = top[x1 * ch + c];
-                row[x * ch + c] = ((a * (256 - tx) + b * tx + 32768) >> 16) as u8;
+            for c in 0..CH {
+                let a = top[x0 * CH + c];
+                let b = top[x1 * CH + c];
+                row[x * CH + c] = ((a * (256 - tx) + b * tx + 32768) >> 16) as u8;
             }
         }
     }
@@ -439,32 +438,19 @@ mod tests {
     #[test]
     fn a_face_cut_by_the_frame_edge_is_redacted_as_a_box() {
         let cfg = RedactConfig::default();
+        let face =
+            |x1, y1, x2, y2| cfg.region(Class::Face, &BBox::new(x1, y1, x2, y2), 640.0, 360.0);
         // Inside the frame: an ellipse.
-        let (r, shape) = cfg.region(
-            Class::Face,
-            &BBox::new(100.0, 100.0, 160.0, 180.0),
-            640.0,
-            360.0,
-        );
+        let (r, shape) = face(100.0, 100.0, 160.0, 180.0);
         assert_eq!(shape, Shape::Ellipse);
         assert_eq!(r, BBox::new(100.0, 100.0, 160.0, 180.0).scaled(1.3));
         // A face leaving on the left, 20 px of it in view: the ellipse inscribed in the visible
         // part would leave its corners at the edge; the box covers them.
-        let (r, shape) = cfg.region(
-            Class::Face,
-            &BBox::new(-40.0, 100.0, 20.0, 180.0),
-            640.0,
-            360.0,
-        );
+        let (r, shape) = face(-40.0, 100.0, 20.0, 180.0);
         assert_eq!(shape, Shape::Box);
         assert_eq!((r.x1, r.y1), (0.0, 88.0));
         // Also at the bottom edge.
-        let (_, shape) = cfg.region(
-            Class::Face,
-            &BBox::new(100.0, 300.0, 160.0, 355.0),
-            640.0,
-            360.0,
-        );
+        let (_, shape) = face(100.0, 300.0, 160.0, 355.0);
         assert_eq!(shape, Shape::Box);
     }
 

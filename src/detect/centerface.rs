@@ -185,7 +185,6 @@ pub fn head_box(x1: f32, y1: f32, w: f32, h: f32, t: f32) -> (f32, f32, f32, f32
 
 /// Decodes CenterFace maps (stride 4) into boxes in input pixels, then applies NMS. A face
 /// in profile gets its head box ([`head_box`]).
-#[allow(clippy::too_many_arguments)]
 pub fn decode(
     maps: Maps,
     ow: usize,
