@@ -69,6 +69,13 @@ pub struct Passes {
     pub plates: bool,
     /// The plate model's turned views on the whole frame, not only around candidates.
     pub all_turns: bool,
+    /// Which one of the plate model's turns (an index into them) the whole-frame look takes on
+    /// this sample; `None`: every turn. A turned look costs as much as the upright one, and on
+    /// a frame without tiles the whole-frame look is all the plate model sees, so it takes one
+    /// side per sample, the other side on the next: looks turned everywhere alternate among
+    /// themselves, and so do looks turned around candidates. Tiles keep every turn: there
+    /// a weak plate seen turned one way only was lost (see README "Speed").
+    pub whole_side: Option<usize>,
     /// A new scene (the first frame, a cut): the plate model looks at every tile.
     pub new_scene: bool,
 }
@@ -84,6 +91,8 @@ pub struct Scheduler {
     since_hires: u32,
     since_plate: u32,
     plate_samples: u64,
+    /// Plate samples so far that turned everywhere, and that turned around candidates only.
+    sides: [u64; 2],
     frames: u64,
 }
 
@@ -98,6 +107,7 @@ impl Scheduler {
             since_hires: 0,
             since_plate: 0,
             plate_samples: 0,
+            sides: [0; 2],
             frames: 0,
         }
     }
@@ -159,10 +169,16 @@ impl Scheduler {
             self.since_hires = 0;
         }
         let mut all_turns = false;
+        let mut whole_side = None;
         if plates {
             self.since_plate = 0;
             all_turns = s.turns <= 1 || self.plate_samples % s.turns as u64 == 0;
             self.plate_samples += 1;
+            if s.adaptive {
+                let seen = &mut self.sides[usize::from(!all_turns)];
+                whole_side = Some((*seen % 2) as usize);
+                *seen += 1;
+            }
         }
         Passes {
             key,
@@ -170,6 +186,7 @@ impl Scheduler {
             crops: !key && s.crops,
             plates,
             all_turns,
+            whole_side,
             new_scene: first || cut,
         }
     }
@@ -217,6 +234,10 @@ mod tests {
         // Full turned passes on every third plate sample.
         let turns: Vec<usize> = (0..60).filter(|&i| plans[i].all_turns).collect();
         assert_eq!(turns, [0, 36]);
+        // The whole-frame look turns one way, then the other: those turned everywhere (0, 36)
+        // and those turned around candidates (12, 24, 48) each alternate.
+        let sides: Vec<Option<usize>> = plates.iter().map(|&i| plans[i].whole_side).collect();
+        assert_eq!(sides, [Some(0), Some(0), Some(1), Some(1), Some(0)]);
         // Crops on every frame that is not a keyframe.
         assert!(plans.iter().all(|p| p.crops != p.key));
     }
@@ -280,5 +301,6 @@ mod tests {
         assert_eq!(plans.iter().filter(|p| p.hires).count(), 6);
         assert_eq!(plans.iter().filter(|p| p.plates).count(), 4);
         assert!(plans.iter().filter(|p| p.plates).all(|p| p.all_turns));
+        assert!(plans.iter().all(|p| p.whole_side.is_none()));
     }
 }

@@ -63,21 +63,36 @@ pub enum Tiles {
     },
 }
 
-/// Plates on the whole frame (upright, turned where `all_turns` says or candidates are) and
+/// Which turns a plate sample looks at: everywhere (not only around candidates) or not, and
+/// the one turn the whole-frame look takes (`None`: all of them; see [`Passes::whole_side`]).
+///
+/// [`Passes::whole_side`]: crate::schedule::Passes::whole_side
+#[derive(Debug, Clone, Copy)]
+pub struct Turns {
+    pub all: bool,
+    pub whole_side: Option<usize>,
+}
+
+/// Plates on the whole frame (upright, turned where `turns` says or candidates are) and
 /// on overlapping tiles of large frames. Returns the plates and the number of tiles looked at.
 pub fn plates(
     det: &mut Detector,
     f: &frame::Video,
     o: &RedactOptions,
     turn: u32,
-    all_turns: bool,
+    turns: Turns,
     tiles: Tiles,
     scaler: &mut RgbScaler,
 ) -> Result<(Vec<Detection>, usize)> {
     let angles = o.plate_angles();
+    let all_turns = turns.all;
+    let whole_angles = match turns.whole_side {
+        Some(i) if !angles.is_empty() => vec![angles[i % angles.len()]],
+        _ => angles.clone(),
+    };
     let thresh = o.plate_thresh;
     let whole = detect_frame_with(det, f, 0, turn, scaler, |det, img| {
-        let (mut found, candidates) = plate_looks(det, img, thresh, &angles, all_turns)?;
+        let (mut found, candidates) = plate_looks(det, img, thresh, &whole_angles, all_turns)?;
         found.extend(candidates);
         Ok(found)
     })?;

@@ -368,7 +368,11 @@ impl<'a> DetectStage<'a> {
                     res = self.detect_faces(&back.frame, index, false);
                 }
                 if plates && res.is_ok() {
-                    res = self.detect_plates(&back.frame, index, true, false);
+                    let every = passes::Turns {
+                        all: true,
+                        whole_side: None,
+                    };
+                    res = self.detect_plates(&back.frame, index, every, false);
                 }
                 let n = self.window.len();
                 // New tracks there are followed back into the frames before it.
@@ -507,7 +511,11 @@ impl<'a> DetectStage<'a> {
                 && (t.seen_at(index).is_none() || carried.contains(&(index, t.id)))
         });
         if p.plates {
-            self.detect_plates(f, index, p.all_turns, p.new_scene)?;
+            let turns = passes::Turns {
+                all: p.all_turns,
+                whole_side: p.whole_side,
+            };
+            self.detect_plates(f, index, turns, p.new_scene)?;
         }
         Ok(())
     }
@@ -576,9 +584,10 @@ impl<'a> DetectStage<'a> {
         &mut self,
         f: &frame::Video,
         index: u64,
-        all_turns: bool,
+        turns: passes::Turns,
         all_tiles: bool,
     ) -> Result<()> {
+        let all_turns = turns.all;
         let BoxSource::Detect(dets) = &mut self.source else {
             return Ok(());
         };
@@ -600,7 +609,7 @@ impl<'a> DetectStage<'a> {
             f,
             &self.opts.opts,
             self.turn,
-            all_turns,
+            turns,
             tiles,
             &mut self.scaler,
         )?;
