@@ -122,6 +122,8 @@ pub(super) struct DetectStage<'a> {
     shifts: VecDeque<(u64, (f32, f32))>,
     /// Frames onto which no camera shift explains the change (see [`unexplained`]).
     blind: VecDeque<u64>,
+    /// Where the camera jolted (boxes not detected there reach along the jolt).
+    jolts: camera::Jolts,
     /// (frame, track id) of boxes carried by the camera's shift alone: redacted, but the track
     /// counts as lost there (a crop looks for it, and the next frame is a keyframe).
     carried: std::collections::BTreeSet<(u64, u32)>,
@@ -207,6 +209,7 @@ impl<'a> DetectStage<'a> {
             timing: StageTiming::default(),
             shifts: VecDeque::new(),
             blind: VecDeque::new(),
+            jolts: Default::default(),
             carried: Default::default(),
             last_sharpness: 0.0,
             window: VecDeque::new(),
