@@ -93,6 +93,8 @@ pub struct Scheduler {
     plate_samples: u64,
     /// Plate samples so far that turned everywhere, and that turned around candidates only.
     sides: [u64; 2],
+    /// The last plate sample saw nothing plate-like (see [`Scheduler::plates_seen`]).
+    quiet: bool,
     frames: u64,
 }
 
@@ -108,12 +110,23 @@ impl Scheduler {
             since_plate: 0,
             plate_samples: 0,
             sides: [0; 2],
+            quiet: false,
             frames: 0,
         }
     }
 
     pub fn cadence(&self) -> Cadence {
         self.steady
+    }
+
+    /// What the last plate sample saw: `false` when it found no plate, no plate-like candidate
+    /// and no live plate track. Until a sample sees something again, plates are sampled at
+    /// twice the interval: a scene with nothing plate-like in it (indoors, a face filling a
+    /// phone's frame) costs half. A plate that comes into view is found at most one doubled
+    /// interval late, and followed back through the look-ahead window (three intervals long)
+    /// to where it appeared, as a new face is between keyframes.
+    pub fn plates_seen(&mut self, seen: bool) {
+        self.quiet = !seen;
     }
 
     /// The pace of the camera onto this frame (with hold-over from recent frames).
@@ -151,11 +164,14 @@ impl Scheduler {
         // moving camera and every frame for a fast one; plates at half their interval (the
         // plate model costs four face passes, and its tracks are followed between samples).
         let pace = if s.adaptive { pace } else { Pace::Steady };
-        let (key_every, plate_every) = match pace {
+        let (key_every, mut plate_every) = match pace {
             Pace::Steady => (s.key, s.plate),
             Pace::Moving => (s.key.div_ceil(3), s.plate.div_ceil(2)),
             Pace::Fast => (1, s.plate.div_ceil(2)),
         };
+        if s.adaptive && self.quiet {
+            plate_every *= 2;
+        }
         self.since_key += 1;
         self.since_hires += 1;
         self.since_plate += 1;
@@ -280,6 +296,32 @@ mod tests {
         let mut s = Scheduler::new(STEADY, 30.0);
         s.plan(&still(), false);
         assert!(s.plan(&still(), true).key);
+    }
+
+    #[test]
+    fn plates_are_sampled_half_as_often_while_nothing_plate_like_is_seen() {
+        let mut s = Scheduler::new(STEADY, 30.0);
+        let mut samples = Vec::new();
+        for i in 0..120 {
+            if s.plan(&still(), false).plates {
+                samples.push(i);
+                // Nothing plate-like until frame 60, something from then on.
+                s.plates_seen(i >= 60);
+            }
+        }
+        assert_eq!(samples, [0, 24, 48, 72, 84, 96, 108]);
+        // A fixed schedule (`--thorough`) ignores it.
+        let mut every = STEADY;
+        every.adaptive = false;
+        let mut s = Scheduler::new(every, 30.0);
+        let n = (0..120)
+            .filter(|_| {
+                let p = s.plan(&still(), false).plates;
+                s.plates_seen(false);
+                p
+            })
+            .count();
+        assert_eq!(n, 10);
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub struct Turns {
 }
 
 /// Plates on the whole frame (upright, turned where `turns` says or candidates are) and
-/// on overlapping tiles of large frames. Returns the plates and the number of tiles looked at.
+/// on overlapping tiles of large frames. Returns the plates, the number of tiles looked at, and
+/// the number of plate-like candidates of the whole-frame look.
 pub fn plates(
     det: &mut Detector,
     f: &frame::Video,
@@ -83,7 +84,7 @@ pub fn plates(
     turns: Turns,
     tiles: Tiles,
     scaler: &mut RgbScaler,
-) -> Result<(Vec<Detection>, usize)> {
+) -> Result<(Vec<Detection>, usize, usize)> {
     let angles = o.plate_angles();
     let all_turns = turns.all;
     let whole_angles = match turns.whole_side {
@@ -100,7 +101,7 @@ pub fn plates(
         whole.into_iter().partition(|d| d.score >= thresh);
     let (w, h) = (f.width() as usize, f.height() as usize);
     if !needs_tiles(w.max(h), o.plate_tile) {
-        return Ok((nms(found, YOLO_NMS_IOU), 0));
+        return Ok((nms(found, YOLO_NMS_IOU), 0, candidates.len()));
     }
     let grid = tile_grid(w, h, o.plate_tile);
     let inside = |c: &Detection, (x, y, tw, th): (usize, usize, usize, usize)| {
@@ -151,7 +152,7 @@ pub fn plates(
         }
         found = nms(found, YOLO_NMS_IOU);
     }
-    Ok((found, looked))
+    Ok((found, looked, candidates.len()))
 }
 
 /// Drops the plates of frame `f` that cannot be plates next to the face boxes `faces` (see

@@ -607,7 +607,7 @@ impl<'a> DetectStage<'a> {
                 count: per_sample,
             }
         };
-        let (mut found, looked) = passes::plates(
+        let (mut found, looked, candidates) = passes::plates(
             pd,
             f,
             &self.opts.opts,
@@ -626,6 +626,8 @@ impl<'a> DetectStage<'a> {
             "plates"
         );
         self.plates.update(index, Class::Plate, &found);
+        let seen = candidates > 0 || !self.plates.boxes_at(index).is_empty();
+        self.scheduler.plates_seen(seen);
         self.last_plate = Some(index);
         self.counts.plate_samples += 1;
         self.counts.plate_tiles += looked as u64;
