@@ -21,20 +21,21 @@ const JOLT_HOLD: u64 = 2;
 /// Only the onset counts: in a steady shake following keeps up.
 #[derive(Debug, Default)]
 pub(in crate::pipeline) struct Jolts {
-    /// (frame, the camera's shift onto it as a share of the frame).
+    /// (frame, the camera's shift onto it in pixels).
     onsets: VecDeque<(u64, (f32, f32))>,
     last_speed: f32,
 }
 
 impl Jolts {
-    pub(super) fn record(&mut self, index: u64, m: &FrameMotion) {
+    /// Records the camera's motion onto frame `index` of a `w`x`h` video.
+    pub(super) fn record(&mut self, index: u64, m: &FrameMotion, (w, h): (f32, f32)) {
         let speed = m.dx.hypot(m.dy);
         if index > 0
             && speed >= crate::schedule::FAST
             && m.confidence < JOLT_SURE
             && self.last_speed < crate::schedule::FAST / 2.0
         {
-            self.onsets.push_back((index, (m.dx, m.dy)));
+            self.onsets.push_back((index, (m.dx * w, m.dy * h)));
         }
         self.last_speed = speed;
     }
@@ -79,7 +80,7 @@ impl DetectStage<'_> {
         if index > 0 && (crate::schedule::unexplained(m) || smeared) {
             self.blind.push_back(index);
         }
-        self.jolts.record(index, m);
+        self.jolts.record(index, m, (self.w as f32, self.h as f32));
         self.last_sharpness = m.sharpness;
         while self.shifts.len() > self.window.len() + 2 {
             self.shifts.pop_front();
@@ -276,14 +277,19 @@ mod tests {
 
     #[test]
     fn a_jolt_after_calm_reaches_along_it_for_three_frames() {
+        let frame = (640.0, 360.0);
         let mut j = Jolts::default();
-        j.record(0, &motion(0.0, 0.0, 0.0));
-        j.record(1, &motion(0.002, 0.0, 0.5));
-        // Left and down, mostly left, read with a weak peak.
-        j.record(2, &motion(-0.06, 0.03, 0.15));
+        j.record(0, &motion(0.0, 0.0, 0.0), frame);
+        j.record(1, &motion(0.002, 0.0, 0.5), frame);
+        // Left 38.4 px and down 19.2 px, read with a weak peak.
+        j.record(2, &motion(-0.06, 0.0533, 0.15), frame);
         assert_eq!(j.reach_at(1), None);
         for i in 2..=4 {
-            assert_eq!(j.reach_at(i), Some((-1.0, 0.5)), "frame {i}");
+            let (kx, ky) = j.reach_at(i).expect("a jolt");
+            assert!(
+                kx == -1.0 && (ky - 0.5).abs() < 0.01,
+                "frame {i}: {kx} {ky}"
+            );
         }
         assert_eq!(j.reach_at(5), None);
         let b = reach(BBox::new(100.0, 100.0, 150.0, 160.0), (-1.0, 0.5));
@@ -293,13 +299,13 @@ mod tests {
     #[test]
     fn a_steady_shake_or_a_well_read_pan_is_no_jolt() {
         let mut j = Jolts::default();
-        j.record(0, &motion(0.0, 0.0, 0.0));
+        j.record(0, &motion(0.0, 0.0, 0.0), (640.0, 360.0));
         // A pan the estimator explains well.
-        j.record(1, &motion(0.08, 0.0, 0.6));
+        j.record(1, &motion(0.08, 0.0, 0.6), (640.0, 360.0));
         // Then a shake: fast on every frame, weakly read, but never after a calm frame.
         for i in 2..30 {
             let s = if i % 2 == 0 { 0.05 } else { -0.05 };
-            j.record(i, &motion(s, s, 0.1));
+            j.record(i, &motion(s, s, 0.1), (640.0, 360.0));
         }
         assert!((0..30).all(|i| j.reach_at(i).is_none()));
     }
