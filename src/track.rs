@@ -86,6 +86,11 @@ impl Track {
         self.last().max(followed)
     }
 
+    /// Whether the track has a detection (not only a followed box) on `frame`.
+    pub fn detected_at(&self, frame: u64) -> bool {
+        self.dets.binary_search_by_key(&frame, |d| d.0).is_ok()
+    }
+
     /// The box on `frame` from a detection or from following, if the track has one there.
     pub fn seen_at(&self, frame: u64) -> Option<BBox> {
         match self.dets.binary_search_by_key(&frame, |d| d.0) {
@@ -316,6 +321,10 @@ impl Tracker {
     }
 
     /// The live tracks, for following them into other frames.
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
     pub fn tracks_mut(&mut self) -> &mut [Track] {
         &mut self.tracks
     }

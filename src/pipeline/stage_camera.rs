@@ -229,10 +229,9 @@ impl DetectStage<'_> {
         // object that moved further than the camera's estimate says stays covered.
         if let Some(k) = self.jolts.reach_at(index) {
             // Boxes detected on this frame are where their objects are.
-            let detected: Vec<u32> = [&mut self.faces, &mut self.plates]
-                .into_iter()
-                .flat_map(|tr| tr.tracks_mut().iter())
-                .filter(|t| t.dets.binary_search_by_key(&index, |d| d.0).is_ok())
+            let detected: Vec<u32> = (self.faces.tracks().iter())
+                .chain(self.plates.tracks())
+                .filter(|t| t.detected_at(index))
                 .map(|t| t.id)
                 .collect();
             for g in grown.iter_mut().filter(|g| !detected.contains(&g.0)) {
