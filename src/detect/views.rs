@@ -99,34 +99,93 @@ pub fn detect_frame_with(
     scaler: &mut RgbScaler,
     run: impl FnOnce(&mut Detector, &Rgb) -> Result<Vec<Detection>>,
 ) -> Result<Vec<Detection>> {
-    let (frame_w, frame_h) = (f.width() as usize, f.height() as usize);
-    let turn = turn % 4;
-    let swap = turn % 2 == 1;
-    let (uw, uh) = if swap {
-        (frame_h, frame_w)
-    } else {
-        (frame_w, frame_h)
-    };
-    let (w, h) = det.input_size(uw, uh, target_long);
-    let (sw, sh) = if swap { (h, w) } else { (w, h) };
-    let (buf, stride) = scaler.run(f, sw as u32, sh as u32)?;
-    let (buf, stride) = if turn == 0 {
-        (Cow::Borrowed(buf), stride)
-    } else {
-        (Cow::Owned(turn_quarters(buf, sw, sh, stride, turn)), w * 3)
-    };
-    let img = Rgb::new(w, h, stride, &buf)?;
-    let sx = uw as f32 / w as f32;
-    let sy = uh as f32 / h as f32;
-    Ok(run(det, &img)?
-        .into_iter()
-        .map(|mut d| {
-            let upright = d.bbox.map(sx, sy, 0.0, 0.0).clip(uw as f32, uh as f32);
-            d.bbox = unturn_box(&upright, turn, frame_w as f32, frame_h as f32);
-            d
+    FrameView::new(det, f, target_long, turn, scaler)?.detect(det, run)
+}
+
+/// A decoded frame scaled for a detector and turned upright (see [`detect_frame`]), with
+/// what maps boxes found on it back to the stored frame.
+pub struct FrameView<'a> {
+    buf: Cow<'a, [u8]>,
+    stride: usize,
+    /// The picture the detector sees.
+    w: usize,
+    h: usize,
+    /// The upright frame.
+    uw: usize,
+    uh: usize,
+    /// The stored frame.
+    frame_w: usize,
+    frame_h: usize,
+    turn: u32,
+}
+
+impl<'a> FrameView<'a> {
+    /// The view of `f` that `det` takes at `target_long`; its pixels may be `scaler`'s buffer.
+    pub fn new(
+        det: &Detector,
+        f: &frame::Video,
+        target_long: usize,
+        turn: u32,
+        scaler: &'a mut RgbScaler,
+    ) -> Result<FrameView<'a>> {
+        let (frame_w, frame_h) = (f.width() as usize, f.height() as usize);
+        let turn = turn % 4;
+        let swap = turn % 2 == 1;
+        let (uw, uh) = if swap {
+            (frame_h, frame_w)
+        } else {
+            (frame_w, frame_h)
+        };
+        let (w, h) = det.input_size(uw, uh, target_long);
+        let (sw, sh) = if swap { (h, w) } else { (w, h) };
+        let (buf, stride) = scaler.run(f, sw as u32, sh as u32)?;
+        let (buf, stride) = if turn == 0 {
+            (Cow::Borrowed(buf), stride)
+        } else {
+            (Cow::Owned(turn_quarters(buf, sw, sh, stride, turn)), w * 3)
+        };
+        Ok(FrameView {
+            buf,
+            stride,
+            w,
+            h,
+            uw,
+            uh,
+            frame_w,
+            frame_h,
+            turn,
         })
-        .filter(|d| d.bbox.is_valid())
-        .collect())
+    }
+
+    /// The same view holding its own pixels (the scaler is free for another picture).
+    pub fn into_owned(self) -> FrameView<'static> {
+        FrameView {
+            buf: Cow::Owned(self.buf.into_owned()),
+            ..self
+        }
+    }
+
+    /// Runs `run` on the view; boxes come back in stored-frame pixels.
+    pub fn detect(
+        &self,
+        det: &mut Detector,
+        run: impl FnOnce(&mut Detector, &Rgb) -> Result<Vec<Detection>>,
+    ) -> Result<Vec<Detection>> {
+        let img = Rgb::new(self.w, self.h, self.stride, &self.buf)?;
+        let sx = self.uw as f32 / self.w as f32;
+        let sy = self.uh as f32 / self.h as f32;
+        let (uw, uh) = (self.uw as f32, self.uh as f32);
+        let (fw, fh) = (self.frame_w as f32, self.frame_h as f32);
+        Ok(run(det, &img)?
+            .into_iter()
+            .map(|mut d| {
+                let upright = d.bbox.map(sx, sy, 0.0, 0.0).clip(uw, uh);
+                d.bbox = unturn_box(&upright, self.turn, fw, fh);
+                d
+            })
+            .filter(|d| d.bbox.is_valid())
+            .collect())
+    }
 }
 
 /// Runs a detector over an RGB picture resized for it at `target_long` (image crate,
@@ -370,26 +429,39 @@ pub fn add_tile_plates(
     full: &Rgb,
     tile: usize,
     which: impl Fn(usize) -> bool,
-    (thresh, angles, all_turns): (f32, &[f32], bool),
+    looks: (f32, &[f32], bool),
     mut found: Vec<Detection>,
 ) -> Result<Vec<Detection>> {
-    for (i, (x, y, tw, th)) in tile_grid(full.width, full.height, tile)
+    for (i, rect) in tile_grid(full.width, full.height, tile)
         .into_iter()
         .enumerate()
     {
-        if !which(i) {
-            continue;
-        }
-        let view = full.crop(x, y, tw, th);
-        let plates = detect_rgb_with(det, &view, 0, |det, img| {
-            plate_looks(det, img, thresh, angles, all_turns).map(|p| p.0)
-        })?;
-        for mut d in plates {
-            d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
-            found.push(d);
+        if which(i) {
+            found.extend(tile_plates(det, full, rect, looks)?);
         }
     }
     Ok(nms(found, YOLO_NMS_IOU))
+}
+
+/// The plate model on one tile `(x, y, w, h)` of `full` at the model's size (see
+/// [`plate_looks`]); boxes in `full` pixels.
+pub fn tile_plates(
+    det: &mut Detector,
+    full: &Rgb,
+    (x, y, tw, th): (usize, usize, usize, usize),
+    (thresh, angles, all_turns): (f32, &[f32], bool),
+) -> Result<Vec<Detection>> {
+    let view = full.crop(x, y, tw, th);
+    let plates = detect_rgb_with(det, &view, 0, |det, img| {
+        plate_looks(det, img, thresh, angles, all_turns).map(|p| p.0)
+    })?;
+    Ok(plates
+        .into_iter()
+        .map(|mut d| {
+            d.bbox = d.bbox.map(1.0, 1.0, x as f32, y as f32);
+            d
+        })
+        .collect())
 }
 
 #[cfg(test)]

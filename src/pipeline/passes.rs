@@ -8,13 +8,13 @@ use crate::decode::RgbScaler;
 use crate::detect::rotate::Look;
 use crate::detect::views::{
     add_tile_plates, detect_around, detect_frame, detect_frame_with, detect_in_region, needs_tiles,
-    plate_looks, regions_around, tile_grid,
+    plate_looks, regions_around, tile_grid, tile_plates, FrameView,
 };
 use crate::detect::{
     drop_parts, nms, plausible_plate, BBox, Class, Detection, Detector, Rgb, CENTERFACE_NMS_IOU,
     YOLO_NMS_IOU,
 };
-use crate::error::Result;
+use crate::error::{Result, VeilError};
 use crate::options::RedactOptions;
 
 /// Faces on the whole frame at the detection size, and with `hires` also at the small-face
@@ -73,24 +73,31 @@ pub struct Turns {
     pub whole_side: Option<usize>,
 }
 
+/// What one plate sample found: the plates, the number of tiles and regions looked at, the
+/// number of plate-like candidates of the whole-frame look, and whether its looks ran side by
+/// side.
+pub type Sample = (Vec<Detection>, usize, usize, bool);
+
 /// Plates on the whole frame (upright, turned where `turns` says or candidates are) and
-/// on overlapping tiles of large frames. Returns the plates, the number of tiles looked at, and
-/// the number of plate-like candidates of the whole-frame look.
+/// on overlapping tiles of large frames (see [`Sample`]). `det` is the plate model's session;
+/// with `pair` (two more, see `Detectors::plate_pair`) a tiled frame's looks run side by side.
 pub fn plates(
-    det: &mut Detector,
+    (det, pair): (&mut Detector, Option<&mut [Detector; 2]>),
     f: &frame::Video,
     o: &RedactOptions,
     turn: u32,
     turns: Turns,
     tiles: Tiles,
     scaler: &mut RgbScaler,
-) -> Result<(Vec<Detection>, usize, usize)> {
+) -> Result<Sample> {
+    let (w, h) = (f.width() as usize, f.height() as usize);
+    if let Some(pair) = pair.filter(|_| det.is_dynamic() && needs_tiles(w.max(h), o.plate_tile)) {
+        return plates_side_by_side(pair, f, o, turn, turns, tiles, scaler)
+            .map(|(found, looked, candidates)| (found, looked, candidates, true));
+    }
     let angles = o.plate_angles();
     let all_turns = turns.all;
-    let whole_angles = match turns.whole_side {
-        Some(i) if !angles.is_empty() => vec![angles[i % angles.len()]],
-        _ => angles.clone(),
-    };
+    let whole_angles = whole_angles(&angles, turns);
     let thresh = o.plate_thresh;
     let whole = detect_frame_with(det, f, 0, turn, scaler, |det, img| {
         let (mut found, candidates) = plate_looks(det, img, thresh, &whole_angles, all_turns)?;
@@ -99,9 +106,8 @@ pub fn plates(
     })?;
     let (found, candidates): (Vec<Detection>, Vec<Detection>) =
         whole.into_iter().partition(|d| d.score >= thresh);
-    let (w, h) = (f.width() as usize, f.height() as usize);
     if !needs_tiles(w.max(h), o.plate_tile) {
-        return Ok((nms(found, YOLO_NMS_IOU), 0, candidates.len()));
+        return Ok((nms(found, YOLO_NMS_IOU), 0, candidates.len(), false));
     }
     let grid = tile_grid(w, h, o.plate_tile);
     let inside = |c: &Detection, (x, y, tw, th): (usize, usize, usize, usize)| {
@@ -150,6 +156,110 @@ pub fn plates(
             )?);
             looked += 1;
         }
+        found = nms(found, YOLO_NMS_IOU);
+    }
+    Ok((found, looked, candidates.len(), false))
+}
+
+/// The turns the whole-frame look takes (see [`Turns`]).
+fn whole_angles(angles: &[f32], turns: Turns) -> Vec<f32> {
+    match turns.whole_side {
+        Some(i) if !angles.is_empty() => vec![angles[i % angles.len()]],
+        _ => angles.to_vec(),
+    }
+}
+
+/// [`plates`] on a tiled frame with a dynamic model, its looks run side by side on `pair`:
+/// the whole frame and every other tile on one session, the other tiles on the other, then
+/// the regions around candidates split the same way. The same looks as one after the other,
+/// merged in the same order, so the same plates.
+fn plates_side_by_side(
+    pair: &mut [Detector; 2],
+    f: &frame::Video,
+    o: &RedactOptions,
+    turn: u32,
+    turns: Turns,
+    tiles: Tiles,
+    scaler: &mut RgbScaler,
+) -> Result<(Vec<Detection>, usize, usize)> {
+    let angles = o.plate_angles();
+    let looks = (o.plate_thresh, &angles[..], turns.all);
+    let whole_angles = whole_angles(&angles, turns);
+    let (w, h) = (f.width() as usize, f.height() as usize);
+    // The whole frame as the model sees it, in its own buffer: the scaler's is reused for the
+    // full-resolution picture the tiles are cut from.
+    let view = FrameView::new(&pair[0], f, 0, turn, scaler)?.into_owned();
+    let (buf, stride) = scaler.run(f, w as u32, h as u32)?;
+    let full = Rgb::new(w, h, stride, buf)?;
+    let grid = tile_grid(w, h, o.plate_tile);
+    let chosen: Vec<usize> = (0..grid.len())
+        .filter(|&i| match tiles {
+            Tiles::All => true,
+            Tiles::Some { start, count } => in_turn(i, grid.len(), start, count),
+        })
+        .collect();
+    let [a, b] = pair;
+    let tiles_of = |det: &mut Detector, side: usize| -> Result<Vec<(usize, Vec<Detection>)>> {
+        let mut out = Vec::new();
+        for (k, &i) in chosen.iter().enumerate() {
+            if k % 2 == side {
+                out.push((i, tile_plates(det, &full, grid[i], looks)?));
+            }
+        }
+        Ok(out)
+    };
+    let (whole, tiles_a, tiles_b) = std::thread::scope(|s| {
+        let other = s.spawn(|| tiles_of(b, 0));
+        let whole = view.detect(a, |det, img| {
+            let (mut found, candidates) = plate_looks(det, img, looks.0, &whole_angles, looks.2)?;
+            found.extend(candidates);
+            Ok(found)
+        });
+        let mine = whole.as_ref().ok().map(|_| tiles_of(a, 1));
+        (whole, mine, other.join())
+    });
+    let whole = whole?;
+    let tiles_a = tiles_a.expect("whole-frame look succeeded")?;
+    let tiles_b = tiles_b.map_err(|_| VeilError::Internal("a plate worker panicked".into()))??;
+    let (mut found, candidates): (Vec<Detection>, Vec<Detection>) =
+        whole.into_iter().partition(|d| d.score >= looks.0);
+    let mut by_tile: Vec<(usize, Vec<Detection>)> = tiles_a.into_iter().chain(tiles_b).collect();
+    by_tile.sort_by_key(|t| t.0);
+    found.extend(by_tile.into_iter().flat_map(|t| t.1));
+    let mut found = nms(found, YOLO_NMS_IOU);
+    let mut looked = chosen.len();
+    if matches!(tiles, Tiles::Some { .. }) {
+        let inside = |c: &Detection, (x, y, tw, th): (usize, usize, usize, usize)| {
+            let (cx, cy) = c.bbox.center();
+            cx >= x as f32 && cx < (x + tw) as f32 && cy >= y as f32 && cy < (y + th) as f32
+        };
+        let outside: Vec<BBox> = candidates
+            .iter()
+            .filter(|c| !chosen.iter().any(|&i| inside(c, grid[i])))
+            .map(|c| c.bbox)
+            .collect();
+        let min = o.plate_tile as f32 / 3.0;
+        let scale = 640.0 / o.plate_tile as f32;
+        let regions = regions_around(&outside, CANDIDATE_REACH, min, w, h);
+        let regions_of = |det: &mut Detector, side: usize| -> Result<Vec<Vec<Detection>>> {
+            (regions.iter().enumerate())
+                .filter(|(k, _)| k % 2 == side)
+                .map(|(_, r)| plates_in_region(det, &full, r, scale, looks))
+                .collect()
+        };
+        let (ra, rb) = std::thread::scope(|s| {
+            let other = s.spawn(|| regions_of(b, 1));
+            (regions_of(a, 0), other.join())
+        });
+        let ra = ra?;
+        let rb = rb.map_err(|_| VeilError::Internal("a plate worker panicked".into()))??;
+        // Back in the order of the regions, as one after the other.
+        let (mut ia, mut ib) = (ra.into_iter(), rb.into_iter());
+        for k in 0..regions.len() {
+            let next = if k % 2 == 0 { ia.next() } else { ib.next() };
+            found.extend(next.unwrap_or_default());
+        }
+        looked += regions.len();
         found = nms(found, YOLO_NMS_IOU);
     }
     Ok((found, looked, candidates.len()))

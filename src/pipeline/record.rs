@@ -53,6 +53,8 @@ pub struct PassCounts {
     pub all_turns: u64,
     /// Tiles the plate model looked at.
     pub plate_tiles: u64,
+    /// Plate samples whose looks ran side by side on two sessions (`Detectors::plate_pair`).
+    pub side_by_side: u64,
 }
 
 /// Where the detect thread's time went.

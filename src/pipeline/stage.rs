@@ -594,9 +594,14 @@ impl<'a> DetectStage<'a> {
         let BoxSource::Detect(dets) = &mut self.source else {
             return Ok(());
         };
+        let long = f.width().max(f.height()) as usize;
+        if crate::detect::views::needs_tiles(long, self.opts.opts.plate_tile) {
+            dets.open_plate_pair()?;
+        }
         let Some(pd) = dets.plate.as_mut() else {
             return Ok(());
         };
+        let pair = dets.plate_pair.as_mut();
         let t0 = Instant::now();
         let per_sample = self.opts.opts.plate_tiles as usize;
         let tiles = if per_sample == 0 || all_tiles {
@@ -607,8 +612,8 @@ impl<'a> DetectStage<'a> {
                 count: per_sample,
             }
         };
-        let (mut found, looked, candidates) = passes::plates(
-            pd,
+        let (mut found, looked, candidates, side_by_side) = passes::plates(
+            (pd, pair),
             f,
             &self.opts.opts,
             self.turn,
@@ -632,6 +637,7 @@ impl<'a> DetectStage<'a> {
         self.counts.plate_samples += 1;
         self.counts.plate_tiles += looked as u64;
         self.counts.all_turns += all_turns as u64;
+        self.counts.side_by_side += side_by_side as u64;
         self.timing.plate_detect_s += t0.elapsed().as_secs_f64();
         Ok(())
     }
