@@ -110,10 +110,6 @@ pub fn plates(
         return Ok((nms(found, YOLO_NMS_IOU), 0, candidates.len(), false));
     }
     let grid = tile_grid(w, h, o.plate_tile);
-    let inside = |c: &Detection, (x, y, tw, th): (usize, usize, usize, usize)| {
-        let (cx, cy) = c.bbox.center();
-        cx >= x as f32 && cx < (x + tw) as f32 && cy >= y as f32 && cy < (y + th) as f32
-    };
     // A dynamic model looks again only around a candidate of the whole-frame look, at the
     // tiles' scale; a fixed-size one costs as much on a small region as on a tile, so it looks
     // at the tile holding it.
@@ -123,7 +119,7 @@ pub fn plates(
             Tiles::All => true,
             Tiles::Some { start, count } => {
                 in_turn(i, grid.len(), start, count)
-                    || (!around && candidates.iter().any(|c| inside(c, grid[i])))
+                    || (!around && candidates.iter().any(|c| holds(grid[i], &c.bbox)))
             }
         })
         .collect();
@@ -139,23 +135,19 @@ pub fn plates(
         found,
     )?;
     if around && matches!(tiles, Tiles::Some { .. }) {
-        let outside: Vec<BBox> = candidates
-            .iter()
-            .filter(|c| !(0..grid.len()).any(|i| chosen[i] && inside(c, grid[i])))
-            .map(|c| c.bbox)
-            .collect();
-        let min = o.plate_tile as f32 / 3.0;
-        let scale = 640.0 / o.plate_tile as f32;
-        for r in regions_around(&outside, CANDIDATE_REACH, min, w, h) {
+        let looked_at = (0..grid.len()).filter(|&i| chosen[i]).map(|i| grid[i]);
+        let regions = regions_outside(&candidates, looked_at, o.plate_tile, w, h);
+        let scale = region_scale(o.plate_tile);
+        for r in &regions {
             found.extend(plates_in_region(
                 det,
                 &full,
-                &r,
+                r,
                 scale,
                 (thresh, &angles, all_turns),
             )?);
-            looked += 1;
         }
+        looked += regions.len();
         found = nms(found, YOLO_NMS_IOU);
     }
     Ok((found, looked, candidates.len(), false))
@@ -169,10 +161,9 @@ fn whole_angles(angles: &[f32], turns: Turns) -> Vec<f32> {
     }
 }
 
-/// [`plates`] on a tiled frame with a dynamic model, its looks run side by side on `pair`:
-/// the whole frame and every other tile on one session, the other tiles on the other, then
-/// the regions around candidates split the same way. The same looks as one after the other,
-/// merged in the same order, so the same plates.
+/// [`plates`] on a tiled frame with a dynamic model, its looks run side by side on `pair`
+/// ([`split_map`]): the same looks as one after the other, merged in the same order, so the
+/// same plates.
 fn plates_side_by_side(
     pair: &mut [Detector; 2],
     f: &frame::Video,
@@ -198,71 +189,97 @@ fn plates_side_by_side(
             Tiles::Some { start, count } => in_turn(i, grid.len(), start, count),
         })
         .collect();
-    let [a, b] = pair;
-    let tiles_of = |det: &mut Detector, side: usize| -> Result<Vec<(usize, Vec<Detection>)>> {
-        let mut out = Vec::new();
-        for (k, &i) in chosen.iter().enumerate() {
-            if k % 2 == side {
-                out.push((i, tile_plates(det, &full, grid[i], looks)?));
-            }
-        }
-        Ok(out)
-    };
-    let (whole, tiles_a, tiles_b) = std::thread::scope(|s| {
-        let other = s.spawn(|| tiles_of(b, 0));
-        let whole = view.detect(a, |det, img| {
+    // Phase 1: the whole frame and the chosen tiles; phase 2: the regions around the whole
+    // frame's candidates that no chosen tile holds.
+    enum Look {
+        Whole,
+        Tile(usize),
+    }
+    let phase1: Vec<Look> = std::iter::once(Look::Whole)
+        .chain(chosen.iter().map(|&i| Look::Tile(i)))
+        .collect();
+    let mut results = split_map(pair, &phase1, |det, look| match look {
+        Look::Whole => view.detect(det, |det, img| {
             let (mut found, candidates) = plate_looks(det, img, looks.0, &whole_angles, looks.2)?;
             found.extend(candidates);
             Ok(found)
-        });
-        let mine = whole.as_ref().ok().map(|_| tiles_of(a, 1));
-        (whole, mine, other.join())
-    });
-    let whole = whole?;
-    let tiles_a = tiles_a.expect("whole-frame look succeeded")?;
-    let tiles_b = tiles_b.map_err(|_| VeilError::Internal("a plate worker panicked".into()))??;
+        }),
+        Look::Tile(i) => tile_plates(det, &full, grid[*i], looks),
+    })?
+    .into_iter();
+    let whole = results.next().unwrap_or_default();
     let (mut found, candidates): (Vec<Detection>, Vec<Detection>) =
         whole.into_iter().partition(|d| d.score >= looks.0);
-    let mut by_tile: Vec<(usize, Vec<Detection>)> = tiles_a.into_iter().chain(tiles_b).collect();
-    by_tile.sort_by_key(|t| t.0);
-    found.extend(by_tile.into_iter().flat_map(|t| t.1));
+    found.extend(results.flatten());
     let mut found = nms(found, YOLO_NMS_IOU);
     let mut looked = chosen.len();
     if matches!(tiles, Tiles::Some { .. }) {
-        let inside = |c: &Detection, (x, y, tw, th): (usize, usize, usize, usize)| {
-            let (cx, cy) = c.bbox.center();
-            cx >= x as f32 && cx < (x + tw) as f32 && cy >= y as f32 && cy < (y + th) as f32
-        };
-        let outside: Vec<BBox> = candidates
-            .iter()
-            .filter(|c| !chosen.iter().any(|&i| inside(c, grid[i])))
-            .map(|c| c.bbox)
-            .collect();
-        let min = o.plate_tile as f32 / 3.0;
-        let scale = 640.0 / o.plate_tile as f32;
-        let regions = regions_around(&outside, CANDIDATE_REACH, min, w, h);
-        let regions_of = |det: &mut Detector, side: usize| -> Result<Vec<Vec<Detection>>> {
-            (regions.iter().enumerate())
-                .filter(|(k, _)| k % 2 == side)
-                .map(|(_, r)| plates_in_region(det, &full, r, scale, looks))
-                .collect()
-        };
-        let (ra, rb) = std::thread::scope(|s| {
-            let other = s.spawn(|| regions_of(b, 1));
-            (regions_of(a, 0), other.join())
-        });
-        let ra = ra?;
-        let rb = rb.map_err(|_| VeilError::Internal("a plate worker panicked".into()))??;
-        // Back in the order of the regions, as one after the other.
-        let (mut ia, mut ib) = (ra.into_iter(), rb.into_iter());
-        for k in 0..regions.len() {
-            let next = if k % 2 == 0 { ia.next() } else { ib.next() };
-            found.extend(next.unwrap_or_default());
-        }
+        let looked_at = chosen.iter().map(|&i| grid[i]);
+        let regions = regions_outside(&candidates, looked_at, o.plate_tile, w, h);
+        let scale = region_scale(o.plate_tile);
+        let around = split_map(pair, &regions, |det, r| {
+            plates_in_region(det, &full, r, scale, looks)
+        })?;
+        found.extend(around.into_iter().flatten());
         looked += regions.len();
         found = nms(found, YOLO_NMS_IOU);
     }
     Ok((found, looked, candidates.len()))
+}
+
+/// Runs `f` on every item, item k on session k % 2 of `pair`, the two sessions side by side;
+/// the results come back in the order of the items.
+fn split_map<I: Sync, T: Send>(
+    pair: &mut [Detector; 2],
+    items: &[I],
+    f: impl Fn(&mut Detector, &I) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let [a, b] = pair;
+    let side = |det: &mut Detector, k0: usize| -> Result<Vec<T>> {
+        items
+            .iter()
+            .skip(k0)
+            .step_by(2)
+            .map(|it| f(det, it))
+            .collect()
+    };
+    let (ra, rb) = std::thread::scope(|s| {
+        let other = s.spawn(|| side(b, 1));
+        (side(a, 0), other.join())
+    });
+    let rb = rb.map_err(|_| VeilError::Internal("a plate worker panicked".into()))??;
+    let (mut ia, mut ib) = (ra?.into_iter(), rb.into_iter());
+    Ok((0..items.len())
+        .filter_map(|k| if k % 2 == 0 { ia.next() } else { ib.next() })
+        .collect())
+}
+
+/// Whether the tile `(x, y, w, h)` holds the centre of `b`.
+fn holds((x, y, tw, th): (usize, usize, usize, usize), b: &BBox) -> bool {
+    let (cx, cy) = b.center();
+    cx >= x as f32 && cx < (x + tw) as f32 && cy >= y as f32 && cy < (y + th) as f32
+}
+
+/// The squares around the whole frame's `candidates` that none of the tiles `looked_at`
+/// holds, each looked at again at the tiles' scale (at least a third of a tile).
+fn regions_outside(
+    candidates: &[Detection],
+    looked_at: impl Iterator<Item = (usize, usize, usize, usize)> + Clone,
+    tile: usize,
+    w: usize,
+    h: usize,
+) -> Vec<BBox> {
+    let outside: Vec<BBox> = candidates
+        .iter()
+        .filter(|c| !looked_at.clone().any(|t| holds(t, &c.bbox)))
+        .map(|c| c.bbox)
+        .collect();
+    regions_around(&outside, CANDIDATE_REACH, tile as f32 / 3.0, w, h)
+}
+
+/// The scale regions are looked at: the tiles' (a `tile`-pixel tile is seen at 640).
+fn region_scale(tile: usize) -> f32 {
+    640.0 / tile as f32
 }
 
 /// Drops the plates of frame `f` that cannot be plates next to the face boxes `faces` (see
