@@ -181,16 +181,22 @@ def build(data, out, still, kind, n, seed):
 
 
 def main():
+    global W, H
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--out", default=str(ROOT / ".cache" / "motion-set"))
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--only", help="only stills whose path contains this")
+    ap.add_argument("--size", default=f"{W}x{H}",
+                    help="output size WxH (the set is 640x360; 1920x1080 checks large frames)")
+    ap.add_argument("--stills", nargs="+", default=STILLS,
+                    help="labelled stills under --data to film")
     a = ap.parse_args()
+    W, H = (int(v) for v in a.size.split("x"))
     data, out = Path(a.data), Path(a.out)
     if not (data / "labels").is_dir():
         raise SystemExit(f"make-motion-set: no labelled data at {data}")
-    for si, still in enumerate(STILLS):
+    for si, still in enumerate(a.stills):
         if a.only and a.only not in still:
             continue
         for ki, kind in enumerate(("shake", "whip", "jerks", "zoom")):

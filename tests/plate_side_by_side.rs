@@ -1,7 +1,7 @@
-//! A frame large enough to be tiled for plates has the looks of each plate sample run side by
-//! side on two sessions of the plate model (`Detectors::plate_pair`). They must find exactly
-//! what the same looks find one after the other: the audit records of the two runs hold the
-//! same plate boxes.
+//! A frame large enough to be cut into pieces or tiled for plates has the looks of each plate
+//! sample run side by side on two sessions of the plate model (`Detectors::plate_pair`). They
+//! must find exactly what the same looks find one after the other: the audit records of the
+//! two runs hold the same plate boxes.
 
 mod common;
 use common::*;
@@ -43,12 +43,12 @@ fn side_by_side(stderr: &str) -> u64 {
 #[test]
 fn plate_looks_side_by_side_find_what_they_find_one_after_the_other() {
     let dir = tempdir();
-    let clip = dir.path().join("face_1080p.mp4");
-    // One second of the 720p fixture scaled to 1920x1080: tiled for plates (long side over
-    // 1.5 tiles of 960).
+    let clip = dir.path().join("people_1080p.mp4");
+    // One second of the street fixture scaled to 1920x1080: cut into two pieces for plates
+    // (long side over 1.5 tiles of 960), one on each session.
     let st = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
-        .arg(fixture("face_720p.mp4"))
+        .arg(fixture("people_vtest_768x576.mp4"))
         .args(["-t", "1", "-vf", "scale=1920:1080", "-an"])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "18"])
         .arg(&clip)
@@ -57,8 +57,8 @@ fn plate_looks_side_by_side_find_what_they_find_one_after_the_other() {
     assert!(st.success(), "ffmpeg could not make the 1080p clip");
     let redact = |name: &str, threads: &str| {
         let out = dir.path().join(name);
-        // A low plate threshold, so the model reports boxes on tiles and regions to compare
-        // (the clip has no plate).
+        // A low plate threshold, so the model reports boxes on the pieces to compare (the
+        // clip has no plate).
         let o = run(veil().arg("redact").arg(&clip).arg("-o").arg(&out).args([
             "-v",
             "--plate-thresh",

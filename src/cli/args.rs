@@ -228,10 +228,12 @@ pub struct OptArgs {
     #[arg(long, default_value_t = 0)]
     pub plate_turns_every: u32,
     /// Tiles of a large frame each plate sample looks at, in turn, besides the regions
-    /// around plate-like candidates of the whole-frame look (0: 3; all with --thorough).
+    /// around plate-like candidates of the whole-frame look (0: 3; all with --thorough). A
+    /// frame that two pieces of up to 1.5 tiles a side hold (1080p) is looked at whole.
     #[arg(long, default_value_t = 0)]
     pub plate_tiles: u32,
-    /// Tile size for the extra plate pass on frames over 1.5x this size (0 turns it off).
+    /// Tile size for the extra plate pass on frames over 1.5x this size, each tile seen at
+    /// 640 (0 turns it off).
     #[arg(long, default_value_t = 960)]
     pub plate_tile: usize,
     /// The plate model also looks at each view turned by +/- this many degrees, for plates

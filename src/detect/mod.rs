@@ -127,7 +127,7 @@ impl Detector {
     pub fn input_size(&self, w: usize, h: usize, target_long: usize) -> (usize, usize) {
         match self {
             Detector::CenterFace(_) => CenterFace::input_size(w, h, target_long),
-            Detector::Yolo(d) => d.input_size(w, h),
+            Detector::Yolo(d) => d.input_size(w, h, target_long),
         }
     }
 

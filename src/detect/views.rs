@@ -55,7 +55,7 @@ pub fn unturn_box(b: &BBox, turn: u32, w: f32, h: f32) -> BBox {
 /// Overlapping tiles of (at most) `tile` pixels covering a `w`x`h` frame: `(x, y, w, h)`.
 /// Neighbours overlap by at least a quarter of a tile, so an object cut by one tile's edge lies
 /// whole inside the next one when it is smaller than that overlap.
-pub fn tile_grid(w: usize, h: usize, tile: usize) -> Vec<(usize, usize, usize, usize)> {
+pub fn tile_grid(w: usize, h: usize, tile: usize) -> Vec<Rect> {
     let axis = |n: usize| -> Vec<usize> {
         if n <= tile {
             return vec![0];
@@ -421,38 +421,76 @@ pub fn needs_tiles(long: usize, tile: usize) -> bool {
     tile > 0 && 2 * long > 3 * tile
 }
 
-/// Adds the plates found on the tiles `which` of the overlapping `tile`-pixel tiles of
-/// `full` (each at the model's size; see [`plate_looks`]) to `found`, then merges everything
-/// into one box per plate across the whole picture, the tiles and the turned views.
+/// The parts of a large `w`x`h` frame the plate model looks at, each at the tiles' scale (a
+/// `tile`-pixel square seen at 640), and whether they are [`plate_pieces`] (every sample looks
+/// at all of them) rather than [`tile_grid`]'s tiles (a few a sample). Pieces need a model
+/// that takes any input size.
+pub fn plate_grid(w: usize, h: usize, tile: usize, dynamic: bool) -> (Vec<Rect>, bool) {
+    match plate_pieces(w, h, tile).filter(|_| dynamic) {
+        Some(pieces) => (pieces, true),
+        None => (tile_grid(w, h, tile), false),
+    }
+}
+
+/// A rectangle of a picture: `(x, y, w, h)`.
+pub type Rect = (usize, usize, usize, usize);
+
+/// At most two overlapping pieces, of at most 1.5 tiles a side, that hold the whole frame
+/// (`None` where more are needed). A 1920x1080 frame is two 1080x1080 pieces, each a
+/// 720x720 look: 1.04 million pixels for the whole frame at the tiles' scale, where three
+/// 640x640 tiles (1.23 million) saw half of it.
+pub fn plate_pieces(w: usize, h: usize, tile: usize) -> Option<Vec<Rect>> {
+    let max = tile * 3 / 2;
+    let overlap = tile / 4;
+    let axis = |n: usize| -> Vec<(usize, usize)> {
+        if n <= max {
+            return vec![(0, n)];
+        }
+        let len = (n + overlap).div_ceil(2);
+        vec![(0, len), (n - len, len)]
+    };
+    let (xs, ys) = (axis(w), axis(h));
+    if tile == 0 || xs.len() * ys.len() > 2 || xs.iter().chain(&ys).any(|a| a.1 > max) {
+        return None;
+    }
+    Some(
+        ys.iter()
+            .flat_map(|&(y, ph)| xs.iter().map(move |&(x, pw)| (x, y, pw, ph)))
+            .collect(),
+    )
+}
+
+/// Adds the plates found on the parts `which` of `grid` of `full` (each at the tiles' scale,
+/// see [`tile_plates`]) to `found`, then merges everything into one box per plate across the
+/// whole picture, the parts and the turned views.
 pub fn add_tile_plates(
     det: &mut Detector,
     full: &Rgb,
-    tile: usize,
+    (grid, tile): (&[Rect], usize),
     which: impl Fn(usize) -> bool,
     looks: (f32, &[f32], bool),
     mut found: Vec<Detection>,
 ) -> Result<Vec<Detection>> {
-    for (i, rect) in tile_grid(full.width, full.height, tile)
-        .into_iter()
-        .enumerate()
-    {
+    for (i, &rect) in grid.iter().enumerate() {
         if which(i) {
-            found.extend(tile_plates(det, full, rect, looks)?);
+            found.extend(tile_plates(det, full, rect, tile, looks)?);
         }
     }
     Ok(nms(found, YOLO_NMS_IOU))
 }
 
-/// The plate model on one tile `(x, y, w, h)` of `full` at the model's size (see
-/// [`plate_looks`]); boxes in `full` pixels.
+/// The plate model on one part `(x, y, w, h)` of `full`, at the scale that shows a
+/// `tile`-pixel square at 640 (see [`plate_looks`]); boxes in `full` pixels.
 pub fn tile_plates(
     det: &mut Detector,
     full: &Rgb,
-    (x, y, tw, th): (usize, usize, usize, usize),
+    (x, y, tw, th): Rect,
+    tile: usize,
     (thresh, angles, all_turns): (f32, &[f32], bool),
 ) -> Result<Vec<Detection>> {
     let view = full.crop(x, y, tw, th);
-    let plates = detect_rgb_with(det, &view, 0, |det, img| {
+    let target = tw.max(th) * 640 / tile.max(1);
+    let plates = detect_rgb_with(det, &view, target, |det, img| {
         plate_looks(det, img, thresh, angles, all_turns).map(|p| p.0)
     })?;
     Ok(plates
@@ -485,6 +523,61 @@ mod tests {
             regions_around(&[big], 3.0, 96.0, 320, 240),
             vec![BBox::new(0.0, 0.0, 320.0, 240.0)]
         );
+    }
+
+    #[test]
+    fn pieces_hold_the_frame_in_two_parts_or_none() {
+        // 1080p: two 1080x1080 pieces overlapping by 240 px, each seen at 720 (960 -> 640).
+        assert_eq!(
+            plate_pieces(1920, 1080, 960),
+            Some(vec![(0, 0, 1080, 1080), (840, 0, 1080, 1080)])
+        );
+        assert_eq!(
+            plate_pieces(1080, 1920, 960),
+            Some(vec![(0, 0, 1080, 1080), (0, 840, 1080, 1080)])
+        );
+        // Both sides too long for one piece, or one side too long for two: tiles.
+        assert_eq!(plate_pieces(2560, 1920, 960), None);
+        assert_eq!(plate_pieces(3840, 2160, 1280), None);
+        assert_eq!(plate_pieces(2700, 1000, 960), None);
+        assert_eq!(plate_pieces(1920, 1080, 0), None);
+        // Pieces need a model that takes any size; a fixed one keeps the tiles.
+        assert!(plate_grid(1920, 1080, 960, true).1);
+        assert_eq!(
+            plate_grid(1920, 1080, 960, false),
+            (tile_grid(1920, 1080, 960), false)
+        );
+        assert_eq!(plate_grid(2560, 1920, 960, true).0.len(), 12);
+        for (w, h) in [
+            (1920usize, 1080usize),
+            (1500, 1000),
+            (2640, 1400),
+            (1000, 2000),
+        ] {
+            let p = plate_pieces(w, h, 960).unwrap();
+            let mut covered = vec![0u8; w * h];
+            for &(x, y, pw, ph) in &p {
+                assert!(
+                    pw <= 1440 && ph <= 1440 && x + pw <= w && y + ph <= h,
+                    "{w}x{h}: {p:?}"
+                );
+                for yy in y..y + ph {
+                    for c in &mut covered[yy * w + x..yy * w + x + pw] {
+                        *c += 1;
+                    }
+                }
+            }
+            assert!(covered.iter().all(|&c| c > 0), "{w}x{h}: {p:?}");
+            // Two pieces overlap by at least a quarter tile.
+            if let [a, b] = p[..] {
+                let ov = if a.1 == b.1 {
+                    a.0 + a.2 - b.0
+                } else {
+                    a.1 + a.3 - b.1
+                };
+                assert!(ov >= 240, "{w}x{h}: {p:?}");
+            }
+        }
     }
 
     #[test]

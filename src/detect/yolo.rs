@@ -12,6 +12,9 @@ use crate::error::{Result, VeilError};
 /// IoU above which overlapping boxes are merged (Ultralytics' default).
 pub const YOLO_NMS_IOU: f32 = 0.45;
 
+/// The longest side a dynamic model is given (a picture asked for at a larger size is cut).
+const MAX_DYNAMIC: usize = 1536;
+
 pub struct Yolo {
     session: Session,
     id: String,
@@ -89,16 +92,23 @@ impl Yolo {
         })
     }
 
-    /// The unpadded size the frame is scaled to (aspect kept; padded to the input size). A
-    /// dynamic model scales small pictures up at most twice: the cost follows the pixels (a
-    /// 16x16 clip runs at 32x32, not 640x640).
     /// Whether the model takes any input size (a smaller picture costs less).
     pub fn is_dynamic(&self) -> bool {
         self.dynamic
     }
 
-    pub fn input_size(&self, w: usize, h: usize) -> (usize, usize) {
-        let (lw, lh) = letterbox_size(w, h, self.size.0, self.size.1);
+    /// The unpadded size the frame is scaled to (aspect kept; padded to the input size). A
+    /// dynamic model takes it at `target_long` on its long side where one is asked for (0: the
+    /// model's size, 640; at most [`MAX_DYNAMIC`]), and scales small pictures up at most
+    /// twice: the cost follows the pixels (a 16x16 clip runs at 32x32, not 640x640).
+    pub fn input_size(&self, w: usize, h: usize, target_long: usize) -> (usize, usize) {
+        let (iw, ih) = if self.dynamic && target_long > 0 {
+            let long = target_long.min(MAX_DYNAMIC);
+            (long, long)
+        } else {
+            self.size
+        };
+        let (lw, lh) = letterbox_size(w, h, iw, ih);
         if self.dynamic && lw > 2 * w.max(1) {
             return ((2 * w).max(1), (2 * h).max(1));
         }
@@ -108,8 +118,8 @@ impl Yolo {
     pub fn detect(&mut self, img: &Rgb, thresh: f32) -> Result<Vec<Detection>> {
         let (iw, ih) = if self.dynamic {
             (
-                super::round_up(img.width.min(self.size.0), 32),
-                super::round_up(img.height.min(self.size.1), 32),
+                super::round_up(img.width.min(MAX_DYNAMIC), 32),
+                super::round_up(img.height.min(MAX_DYNAMIC), 32),
             )
         } else {
             self.size

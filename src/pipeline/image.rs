@@ -78,7 +78,14 @@ pub fn detect_image(
             t => t.min(640).max(long.div_ceil(STILL_MAX_TILES)),
         };
         let plates = if tile > 0 && long > tile {
-            add_tile_plates(pd, &full, tile, |_| true, looks, plates)?
+            add_tile_plates(
+                pd,
+                &full,
+                (&tile_grid(w, h, tile), tile),
+                |_| true,
+                looks,
+                plates,
+            )?
         } else {
             nms(plates, YOLO_NMS_IOU)
         };

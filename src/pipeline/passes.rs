@@ -1,6 +1,6 @@
 //! The detectors' passes over a video frame, as the scheduler asks for them: faces on the
 //! whole frame (and the small-face pass), faces on crops around tracks, and plates on the
-//! whole frame and on tiles.
+//! whole frame and on its pieces or tiles.
 
 use ffmpeg_next::frame;
 
@@ -8,7 +8,7 @@ use crate::decode::RgbScaler;
 use crate::detect::rotate::Look;
 use crate::detect::views::{
     add_tile_plates, detect_around, detect_frame, detect_frame_with, detect_in_region, needs_tiles,
-    plate_looks, regions_around, tile_grid, tile_plates, FrameView,
+    plate_grid, plate_looks, regions_around, tile_plates, FrameView,
 };
 use crate::detect::{
     drop_parts, nms, plausible_plate, BBox, Class, Detection, Detector, Rgb, CENTERFACE_NMS_IOU,
@@ -52,7 +52,10 @@ pub fn faces_around(
     Ok(drop_parts(nms(found, CENTERFACE_NMS_IOU)))
 }
 
-/// Which tiles of a large frame a plate sample looks at.
+/// Which tiles of a large frame a plate sample looks at. A frame cut into pieces
+/// ([`plate_pieces`]) is looked at whole on every sample.
+///
+/// [`plate_pieces`]: crate::detect::views::plate_pieces
 pub enum Tiles {
     All,
     /// `count` tiles from `start` in turn, plus those holding a candidate of the whole-frame
@@ -79,7 +82,8 @@ pub struct Turns {
 pub type Sample = (Vec<Detection>, usize, usize, bool);
 
 /// Plates on the whole frame (upright, turned where `turns` says or candidates are) and
-/// on overlapping tiles of large frames (see [`Sample`]). `det` is the plate model's session;
+/// on the overlapping pieces or tiles of large frames (see [`Sample`],
+/// [`plate_grid`]). `det` is the plate model's session;
 /// with `pair` (two more, see `Detectors::plate_pair`) a tiled frame's looks run side by side.
 pub fn plates(
     (det, pair): (&mut Detector, Option<&mut [Detector; 2]>),
@@ -109,7 +113,8 @@ pub fn plates(
     if !needs_tiles(w.max(h), o.plate_tile) {
         return Ok((nms(found, YOLO_NMS_IOU), 0, candidates.len(), false));
     }
-    let grid = tile_grid(w, h, o.plate_tile);
+    let (grid, pieces) = plate_grid(w, h, o.plate_tile, det.is_dynamic());
+    let tiles = if pieces { Tiles::All } else { tiles };
     // A dynamic model looks again only around a candidate of the whole-frame look, at the
     // tiles' scale; a fixed-size one costs as much on a small region as on a tile, so it looks
     // at the tile holding it.
@@ -129,7 +134,7 @@ pub fn plates(
     let mut found = add_tile_plates(
         det,
         &full,
-        o.plate_tile,
+        (&grid, o.plate_tile),
         |i| chosen[i],
         (thresh, &angles, all_turns),
         found,
@@ -182,7 +187,8 @@ fn plates_side_by_side(
     let view = FrameView::new(&pair[0], f, 0, turn, scaler)?.into_owned();
     let (buf, stride) = scaler.run(f, w as u32, h as u32)?;
     let full = Rgb::new(w, h, stride, buf)?;
-    let grid = tile_grid(w, h, o.plate_tile);
+    let (grid, pieces) = plate_grid(w, h, o.plate_tile, true);
+    let tiles = if pieces { Tiles::All } else { tiles };
     let chosen: Vec<usize> = (0..grid.len())
         .filter(|&i| match tiles {
             Tiles::All => true,
@@ -204,7 +210,7 @@ fn plates_side_by_side(
             found.extend(candidates);
             Ok(found)
         }),
-        Look::Tile(i) => tile_plates(det, &full, grid[*i], looks),
+        Look::Tile(i) => tile_plates(det, &full, grid[*i], o.plate_tile, looks),
     })?
     .into_iter();
     let whole = results.next().unwrap_or_default();
