@@ -96,7 +96,7 @@ pub fn plates(
 ) -> Result<Sample> {
     let (w, h) = (f.width() as usize, f.height() as usize);
     if let Some(pair) = pair.filter(|_| det.is_dynamic() && needs_tiles(w.max(h), o.plate_tile)) {
-        return plates_side_by_side(pair, f, o, turn, turns, tiles, scaler)
+        return plates_side_by_side((det, pair), f, o, turn, turns, tiles, scaler)
             .map(|(found, looked, candidates)| (found, looked, candidates, true));
     }
     let angles = o.plate_angles();
@@ -168,9 +168,11 @@ fn whole_angles(angles: &[f32], turns: Turns) -> Vec<f32> {
 
 /// [`plates`] on a tiled frame with a dynamic model, its looks run side by side on `pair`
 /// ([`split_map`]): the same looks as one after the other, merged in the same order, so the
-/// same plates.
+/// same plates. The whole-frame look joins the pieces or tiles on `pair` where that makes an
+/// even number of looks (three tiles); otherwise (two pieces) it runs first, on `det` with all
+/// the job's threads, so that neither session waits while the other does two looks.
 fn plates_side_by_side(
-    pair: &mut [Detector; 2],
+    (det, pair): (&mut Detector, &mut [Detector; 2]),
     f: &frame::Video,
     o: &RedactOptions,
     turn: u32,
@@ -181,12 +183,12 @@ fn plates_side_by_side(
     let angles = o.plate_angles();
     let looks = (o.plate_thresh, &angles[..], turns.all);
     let whole_angles = whole_angles(&angles, turns);
+    let whole_looks = |det: &mut Detector, img: &Rgb| {
+        let (mut found, candidates) = plate_looks(det, img, looks.0, &whole_angles, looks.2)?;
+        found.extend(candidates);
+        Ok(found)
+    };
     let (w, h) = (f.width() as usize, f.height() as usize);
-    // The whole frame as the model sees it, in its own buffer: the scaler's is reused for the
-    // full-resolution picture the tiles are cut from.
-    let view = FrameView::new(&pair[0], f, 0, turn, scaler)?.into_owned();
-    let (buf, stride) = scaler.run(f, w as u32, h as u32)?;
-    let full = Rgb::new(w, h, stride, buf)?;
     let (grid, pieces) = plate_grid(w, h, o.plate_tile, true);
     let tiles = if pieces { Tiles::All } else { tiles };
     let chosen: Vec<usize> = (0..grid.len())
@@ -195,25 +197,38 @@ fn plates_side_by_side(
             Tiles::Some { start, count } => in_turn(i, grid.len(), start, count),
         })
         .collect();
-    // Phase 1: the whole frame and the chosen tiles; phase 2: the regions around the whole
-    // frame's candidates that no chosen tile holds.
+    // On the pair, the whole frame as the model sees it is kept in its own buffer: the
+    // scaler's is reused for the full-resolution picture the parts are cut from.
+    let (first, view) = if chosen.len() % 2 == 1 {
+        let view = FrameView::new(&pair[0], f, 0, turn, scaler)?.into_owned();
+        (None, Some(view))
+    } else {
+        (
+            Some(detect_frame_with(det, f, 0, turn, scaler, whole_looks)?),
+            None,
+        )
+    };
+    let (buf, stride) = scaler.run(f, w as u32, h as u32)?;
+    let full = Rgb::new(w, h, stride, buf)?;
+    // Phase 1: the whole frame (unless it ran first) and the chosen parts; phase 2: the
+    // regions around the whole frame's candidates that no chosen tile holds.
     enum Look {
         Whole,
-        Tile(usize),
+        Part(usize),
     }
-    let phase1: Vec<Look> = std::iter::once(Look::Whole)
-        .chain(chosen.iter().map(|&i| Look::Tile(i)))
+    let phase1: Vec<Look> = (view.iter().map(|_| Look::Whole))
+        .chain(chosen.iter().map(|&i| Look::Part(i)))
         .collect();
-    let mut results = split_map(pair, &phase1, |det, look| match look {
-        Look::Whole => view.detect(det, |det, img| {
-            let (mut found, candidates) = plate_looks(det, img, looks.0, &whole_angles, looks.2)?;
-            found.extend(candidates);
-            Ok(found)
-        }),
-        Look::Tile(i) => tile_plates(det, &full, grid[*i], o.plate_tile, looks),
+    let mut results = split_map(pair, &phase1, |det, look| match (look, &view) {
+        (Look::Whole, Some(view)) => view.detect(det, whole_looks),
+        (Look::Whole, None) => Ok(Vec::new()),
+        (Look::Part(i), _) => tile_plates(det, &full, grid[*i], o.plate_tile, looks),
     })?
     .into_iter();
-    let whole = results.next().unwrap_or_default();
+    let whole = match first {
+        Some(whole) => whole,
+        None => results.next().unwrap_or_default(),
+    };
     let (mut found, candidates): (Vec<Detection>, Vec<Detection>) =
         whole.into_iter().partition(|d| d.score >= looks.0);
     found.extend(results.flatten());
