@@ -124,7 +124,7 @@ pub fn redact_summary(s: &veil::RedactSummary, verbose: bool) {
         );
         let p = &s.passes;
         eprintln!(
-            "veil: passes on {} frames: {} face keyframes, {} small-face passes, {} face crops, {} plate samples ({} turned everywhere, {} tiles, {} side by side)",
+            "veil: passes on {} frames: {} face keyframes, {} small-face passes, {} face crops, {} plate samples ({} turned everywhere, {} pieces, tiles and regions, {} side by side)",
             p.frames, p.keys, p.hires, p.crops, p.plate_samples, p.all_turns, p.plate_tiles, p.side_by_side
         );
     }

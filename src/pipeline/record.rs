@@ -51,7 +51,7 @@ pub struct PassCounts {
     pub plate_samples: u64,
     /// Plate samples whose turned looks covered the whole frame.
     pub all_turns: u64,
-    /// Tiles the plate model looked at.
+    /// Pieces, tiles and regions around candidates the plate model looked at.
     pub plate_tiles: u64,
     /// Plate samples whose looks ran side by side on two sessions (`Detectors::plate_pair`).
     pub side_by_side: u64,
