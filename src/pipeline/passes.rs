@@ -104,9 +104,7 @@ pub fn plates(
     let whole_angles = whole_angles(&angles, turns);
     let thresh = o.plate_thresh;
     let whole = detect_frame_with(det, f, 0, turn, scaler, |det, img| {
-        let (mut found, candidates) = plate_looks(det, img, thresh, &whole_angles, all_turns)?;
-        found.extend(candidates);
-        Ok(found)
+        whole_looks(det, img, (thresh, &whole_angles, all_turns))
     })?;
     let (found, candidates): (Vec<Detection>, Vec<Detection>) =
         whole.into_iter().partition(|d| d.score >= thresh);
@@ -158,6 +156,18 @@ pub fn plates(
     Ok((found, looked, candidates.len(), false))
 }
 
+/// The whole-frame look's plates and its plate-like candidates (scores under `thresh`),
+/// together: the candidates decide where to look again.
+fn whole_looks(
+    det: &mut Detector,
+    img: &Rgb,
+    (thresh, angles, all_turns): (f32, &[f32], bool),
+) -> Result<Vec<Detection>> {
+    let (mut found, candidates) = plate_looks(det, img, thresh, angles, all_turns)?;
+    found.extend(candidates);
+    Ok(found)
+}
+
 /// The turns the whole-frame look takes (see [`Turns`]).
 fn whole_angles(angles: &[f32], turns: Turns) -> Vec<f32> {
     match turns.whole_side {
@@ -183,11 +193,8 @@ fn plates_side_by_side(
     let angles = o.plate_angles();
     let looks = (o.plate_thresh, &angles[..], turns.all);
     let whole_angles = whole_angles(&angles, turns);
-    let whole_looks = |det: &mut Detector, img: &Rgb| {
-        let (mut found, candidates) = plate_looks(det, img, looks.0, &whole_angles, looks.2)?;
-        found.extend(candidates);
-        Ok(found)
-    };
+    let whole_looks =
+        |det: &mut Detector, img: &Rgb| whole_looks(det, img, (looks.0, &whole_angles, looks.2));
     let (w, h) = (f.width() as usize, f.height() as usize);
     let (grid, pieces) = plate_grid(w, h, o.plate_tile, true);
     let tiles = if pieces { Tiles::All } else { tiles };
