@@ -28,29 +28,37 @@ struct Img {
 }
 
 /// Area-averages the integer region [x0, x1) x [y0, y1) of `src` into `ow` x `oh` pixels.
+/// Each output pixel is the mean of its cell's integer sum: the cell's rows are summed per
+/// column once for each band of rows, then each cell's columns, so the work follows the
+/// region's pixels and no buffer grows with it (a whole-region integral image did: tens of
+/// megabytes, and page faults, for a large face's search region).
 fn resample(src: &Luma, x0: usize, y0: usize, x1: usize, y1: usize, ow: usize, oh: usize) -> Img {
     let (rw, rh) = (x1 - x0, y1 - y0);
-    // Integral image of the region, (rw + 1) x (rh + 1).
-    let iw = rw + 1;
-    let mut integ = vec![0u64; iw * (rh + 1)];
-    for y in 0..rh {
-        let row = &src.data[(y0 + y) * src.stride + x0..(y0 + y) * src.stride + x1];
-        let mut acc = 0u64;
-        for (x, &v) in row.iter().enumerate() {
-            acc += v as u64;
-            integ[(y + 1) * iw + x + 1] = integ[y * iw + x + 1] + acc;
-        }
-    }
+    let cols: Vec<(usize, usize)> = (0..ow)
+        .map(|u| {
+            let xa = u * rw / ow;
+            (xa, ((u + 1) * rw / ow).max(xa + 1))
+        })
+        .collect();
+    // Per-column sums over the current band of rows (at most 255 x the frame's height).
+    let mut sums = vec![0u32; rw];
+    let mut band = None;
     let mut px = Vec::with_capacity(ow * oh);
     for v in 0..oh {
         let ya = v * rh / oh;
         let yb = ((v + 1) * rh / oh).max(ya + 1);
-        for u in 0..ow {
-            let xa = u * rw / ow;
-            let xb = ((u + 1) * rw / ow).max(xa + 1);
-            let s = integ[yb * iw + xb] + integ[ya * iw + xa]
-                - integ[ya * iw + xb]
-                - integ[yb * iw + xa];
+        if band != Some((ya, yb)) {
+            sums.fill(0);
+            for y in ya..yb {
+                let o = (y0 + y) * src.stride;
+                for (s, &p) in sums.iter_mut().zip(&src.data[o + x0..o + x1]) {
+                    *s += p as u32;
+                }
+            }
+            band = Some((ya, yb));
+        }
+        for &(xa, xb) in &cols {
+            let s: u64 = sums[xa..xb].iter().map(|&c| c as u64).sum();
             px.push(s as f32 / ((xb - xa) * (yb - ya)) as f32);
         }
     }
@@ -251,6 +259,36 @@ mod tests {
             stride: w,
             width: w,
             height: h,
+        }
+    }
+
+    #[test]
+    fn resampling_averages_each_cell_exactly() {
+        let (w, h) = (97, 61);
+        let v = texture(w, h, 0.0, 0.0);
+        let src = luma(&v, w, h);
+        // Down (uneven cells), up (repeated pixels) and mixed, on an offset region.
+        for (x0, y0, x1, y1, ow, oh) in [
+            (5, 3, 90, 58, 13, 7),
+            (10, 20, 16, 25, 20, 11),
+            (0, 0, 97, 61, 40, 90),
+        ] {
+            let got = resample(&src, x0, y0, x1, y1, ow, oh);
+            let (rw, rh) = (x1 - x0, y1 - y0);
+            for yo in 0..oh {
+                let ya = yo * rh / oh;
+                let yb = ((yo + 1) * rh / oh).max(ya + 1);
+                for xo in 0..ow {
+                    let xa = xo * rw / ow;
+                    let xb = ((xo + 1) * rw / ow).max(xa + 1);
+                    let sum: u64 = (ya..yb)
+                        .flat_map(|y| (xa..xb).map(move |x| (x, y)))
+                        .map(|(x, y)| v[(y0 + y) * w + x0 + x] as u64)
+                        .sum();
+                    let want = sum as f32 / ((xb - xa) * (yb - ya)) as f32;
+                    assert_eq!(got.px[yo * ow + xo], want, "({xo},{yo}) of {ow}x{oh}");
+                }
+            }
         }
     }
 
