@@ -745,3 +745,20 @@ fn audio_analysis_memory_does_not_grow_with_the_audio_length() {
         "memory grew with the audio: {peaks:?} MiB"
     );
 }
+
+#[test]
+fn the_same_input_and_settings_give_the_same_output_bytes() {
+    // Anyone can redact again and check the output hash in the audit record.
+    let dir = tempdir();
+    let [a, b] = redact_twice_at_once(&fixture("face_720p.mp4"), dir.path()).map(|o| {
+        let audit: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(o.with_extension("mp4.audit.json")).unwrap())
+                .unwrap();
+        (
+            sha256(&o),
+            audit["output"]["sha256"].as_str().unwrap().to_owned(),
+        )
+    });
+    assert_eq!(a.0, a.1, "the audit record names the output's hash");
+    assert_eq!(a, b, "two runs of the same job wrote different bytes");
+}

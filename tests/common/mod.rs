@@ -197,3 +197,27 @@ pub fn json_box(v: &serde_json::Value) -> [i64; 4] {
         a[3].as_i64().unwrap(),
     ]
 }
+
+/// Redacts `input` twice at once into `dir` (each run loads the cores for the other, as the
+/// workers of a batch do); the two outputs.
+pub fn redact_twice_at_once(input: &Path, dir: &Path) -> [PathBuf; 2] {
+    let outs = [dir.join("a.mp4"), dir.join("b.mp4")];
+    let children: Vec<_> = outs
+        .iter()
+        .map(|o| {
+            veil()
+                .arg("redact")
+                .arg(input)
+                .arg("-o")
+                .arg(o)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn veil")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    outs
+}
