@@ -653,17 +653,28 @@ def spec_kinds(seed):
 
 def main():
     args = [a for a in sys.argv[1:] if a != "--validation"]
-    # --validation: 18 event clips only, drawn with seeds the set never uses (every plan of
-    # EVENT_PLAN once, and its four rising-tension plans once more), to check that what was
-    # tuned on the set holds on fresh draws.
+    # --validation: clips drawn with seeds the set never uses, to check that what was tuned on
+    # the set holds on fresh draws: 18 event clips (every plan of EVENT_PLAN once, and its
+    # four rising-tension plans once more) and 24 calm clips.
     validation = len(args) < len(sys.argv) - 1
     default = "realsound-validation" if validation else "realsound"
     out = Path(args[0]) if args else REPO / ".cache" / default
     idx = out / "index.json"
+    if validation:
+        n = len(EVENT_PLAN)
+        tension = [i for i, p in enumerate(EVENT_PLAN) if "rising_tension" in p]
+        seeds = [1000 + 20 * n + i for i in range(n)] + [1000 + 21 * n + i for i in tension]
+        specs = [(f"fresh_{s}.mp4", False, s, out) for s in seeds]
+        specs += [(f"fresh_calm_{3000 + i}.mp4", True, 3000 + i, out) for i in range(24)]
+    else:
+        specs = [(f"calm_{i + 1:02d}.mp4", True, 2000 + i, out) for i in range(24)]
+        specs += [(f"event_{i + 1:02d}.mp4", False, 1000 + i, out) for i in range(len(EVENT_PLAN))]
     if idx.exists():
         try:
             j = json.loads(idx.read_text())
-            if j.get("version") == VERSION and all((out / c["file"]).exists() for c in j["clips"]):
+            listed = {c["file"] for c in j["clips"]}
+            if (j.get("version") == VERSION and listed == {sp[0] for sp in specs}
+                    and all((out / f).exists() for f in listed)):
                 print(f"make-real-sound-set: {out} is up to date (version {VERSION})")
                 return
         except (ValueError, KeyError):
@@ -678,14 +689,6 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for p in list(out.glob("calm_*.mp4")) + list(out.glob("event_*.mp4")) + list(out.glob("fresh_*.mp4")) + [idx]:
         p.unlink(missing_ok=True)
-    if validation:
-        n = len(EVENT_PLAN)
-        tension = [i for i, p in enumerate(EVENT_PLAN) if "rising_tension" in p]
-        seeds = [1000 + 20 * n + i for i in range(n)] + [1000 + 21 * n + i for i in tension]
-        specs = [(f"fresh_{s}.mp4", False, s, out) for s in seeds]
-    else:
-        specs = [(f"calm_{i + 1:02d}.mp4", True, 2000 + i, out) for i in range(24)]
-        specs += [(f"event_{i + 1:02d}.mp4", False, 1000 + i, out) for i in range(len(EVENT_PLAN))]
     clips = []
     with ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:
         for i, r in enumerate(ex.map(build, specs)):
