@@ -15,7 +15,7 @@ use crate::error::{InvalidSetting, Result, VeilError};
 pub struct ThreadBudget {
     /// ONNX Runtime intra-op threads per model.
     pub ort: usize,
-    /// x264 threads.
+    /// x264 threads (frame threads get two more: see `encode::x264_threads`).
     pub x264: usize,
     /// FFmpeg frame-decoding threads.
     pub decode: usize,
