@@ -242,14 +242,15 @@ fn x264_params(budget: EncodeBudget) -> &'static str {
     }
 }
 
-/// x264's threads: the job's share of the cores, plus two frame threads where frames are
-/// not large. With the lookahead in step with the encoder ([`x264_params`]) the frame
-/// threads wait on it more; two more of them keep the cores as busy as the threaded lookahead
-/// did (face_1080p 8.76 s with the job's 2 threads, 8.08 s with 4, 8.02 s before, on 2
-/// cores). They block rather than spin, and each holds one frame.
+/// x264's threads: the job's share of the cores, plus two frame threads where the job has
+/// several cores and frames are not large. With the lookahead in step with the encoder
+/// ([`x264_params`]) the frame threads wait on it more; two more of them keep the cores as
+/// busy as the threaded lookahead did (face_1080p 8.76 s with the job's 2 threads, 8.08 s
+/// with 4, 8.02 s before, on 2 cores). They block rather than spin, and each holds one frame.
+/// A job given one core (`--threads 1`, or a batch worker's share) keeps one thread.
 fn x264_threads(cfg: &EncodeConfig, budget: EncodeBudget) -> usize {
     let threads = budget.threads.max(1);
-    if cfg.codec == "libx264" && !budget.low_memory {
+    if cfg.codec == "libx264" && !budget.low_memory && threads > 1 {
         threads + 2
     } else {
         threads
@@ -523,6 +524,28 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn x264_gets_two_more_frame_threads_only_where_the_job_has_several_cores() {
+        let x264 = EncodeConfig::default();
+        let budget = |threads, low_memory| EncodeBudget {
+            threads,
+            low_memory,
+        };
+        assert_eq!(x264_threads(&x264, budget(2, false)), 4);
+        assert_eq!(x264_threads(&x264, budget(8, false)), 10);
+        // One core asked for: one thread. 4K: slice threads, one frame in flight.
+        assert_eq!(x264_threads(&x264, budget(1, false)), 1);
+        assert_eq!(x264_threads(&x264, budget(2, true)), 2);
+        let other = EncodeConfig {
+            codec: "libx265".into(),
+            ..EncodeConfig::default()
+        };
+        assert_eq!(x264_threads(&other, budget(2, false)), 2);
+        // The lookahead runs in step with the encoder either way.
+        assert!(x264_params(budget(2, false)).contains("sync-lookahead=0"));
+        assert!(x264_params(budget(2, true)).contains("sliced-threads=1"));
+    }
 
     #[test]
     fn containers_follow_the_extension() {
