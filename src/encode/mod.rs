@@ -247,7 +247,8 @@ fn x264_params(budget: EncodeBudget) -> &'static str {
 /// ([`x264_params`]) the frame threads wait on it more; two more of them keep the cores as
 /// busy as the threaded lookahead did (face_1080p 8.76 s with the job's 2 threads, 8.08 s
 /// with 4, 8.02 s before, on 2 cores). They block rather than spin, and each holds one frame.
-/// A job given one core (`--threads 1`, or a batch worker's share) keeps one thread.
+/// A job given one core (a one-core machine, or a batch worker's share of two) keeps one
+/// thread (`--threads` holds inference and decoding only).
 fn x264_threads(cfg: &EncodeConfig, budget: EncodeBudget) -> usize {
     let threads = budget.threads.max(1);
     if cfg.codec == "libx264" && !budget.low_memory && threads > 1 {
