@@ -319,13 +319,7 @@ mod tests {
         assert!(follow(&luma(&flat, w, h), &luma(&flat, w, h), &b, (0.0, 0.0)).is_none());
         // The content under the box is replaced by unrelated noise in the next frame.
         let a = texture(w, h, 0.0, 0.0);
-        let mut state = 12345u32;
-        let noise: Vec<u8> = (0..w * h)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 24) as u8
-            })
-            .collect();
+        let noise = crate::util::noise_bytes(12345, w * h);
         assert!(follow(&luma(&a, w, h), &luma(&noise, w, h), &b, (0.0, 0.0)).is_none());
     }
 

@@ -49,6 +49,19 @@ pub fn format_time(seconds: f64) -> String {
     )
 }
 
+/// `n` pseudo-random bytes from `seed` (a linear congruential generator): test pictures whose
+/// content is the same on every run.
+#[cfg(test)]
+pub(crate) fn noise_bytes(seed: u32, n: usize) -> Vec<u8> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

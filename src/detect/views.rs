@@ -568,13 +568,7 @@ mod tests {
     fn resizing_gives_the_image_crates_bytes() {
         // A noisy picture with a stride wider than its rows, cropped off-centre.
         let (w, h, stride) = (203, 117, 203 * 3 + 5);
-        let mut state = 7u32;
-        let data: Vec<u8> = (0..stride * h)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 24) as u8
-            })
-            .collect();
+        let data = crate::util::noise_bytes(7, stride * h);
         let full = Rgb::new(w, h, stride, &data).unwrap();
         for (src, (dw, dh)) in [
             (full, (135, 78)),
