@@ -8,7 +8,7 @@ use crate::decode::RgbScaler;
 use crate::detect::rotate::Look;
 use crate::detect::views::{
     add_tile_plates, detect_around, detect_frame, detect_frame_with, detect_in_region, needs_tiles,
-    plate_grid, plate_looks, regions_around, tile_plates, FrameView,
+    plate_grid, plate_looks, regions_around, tile_plates, FrameView, Rect,
 };
 use crate::detect::{
     drop_parts, nms, plausible_plate, BBox, Class, Detection, Detector, Rgb, CENTERFACE_NMS_IOU,
@@ -111,8 +111,7 @@ pub fn plates(
     if !needs_tiles(w.max(h), o.plate_tile) {
         return Ok((nms(found, YOLO_NMS_IOU), 0, candidates.len(), false));
     }
-    let (grid, pieces) = plate_grid(w, h, o.plate_tile, det.is_dynamic());
-    let tiles = if pieces { Tiles::All } else { tiles };
+    let (grid, tiles) = parts(w, h, o.plate_tile, det.is_dynamic(), tiles);
     // A dynamic model looks again only around a candidate of the whole-frame look, at the
     // tiles' scale; a fixed-size one costs as much on a small region as on a tile, so it looks
     // at the tile holding it.
@@ -156,6 +155,13 @@ pub fn plates(
     Ok((found, looked, candidates.len(), false))
 }
 
+/// The pieces or tiles of a `w`x`h` frame ([`plate_grid`]) and which of them this sample
+/// looks at: pieces are looked at every sample, tiles as `tiles` says.
+fn parts(w: usize, h: usize, tile: usize, dynamic: bool, tiles: Tiles) -> (Vec<Rect>, Tiles) {
+    let (grid, pieces) = plate_grid(w, h, tile, dynamic);
+    (grid, if pieces { Tiles::All } else { tiles })
+}
+
 /// The whole-frame look's plates and its plate-like candidates (scores under `thresh`),
 /// together: the candidates decide where to look again.
 fn whole_looks(
@@ -196,8 +202,7 @@ fn plates_side_by_side(
     let whole_looks =
         |det: &mut Detector, img: &Rgb| whole_looks(det, img, (looks.0, &whole_angles, looks.2));
     let (w, h) = (f.width() as usize, f.height() as usize);
-    let (grid, pieces) = plate_grid(w, h, o.plate_tile, true);
-    let tiles = if pieces { Tiles::All } else { tiles };
+    let (grid, tiles) = parts(w, h, o.plate_tile, true, tiles);
     let chosen: Vec<usize> = (0..grid.len())
         .filter(|&i| match tiles {
             Tiles::All => true,
