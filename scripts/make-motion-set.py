@@ -10,7 +10,9 @@ per motion, and each output frame averages 4 sub-frame positions along the path 
 from the exposure). A labelled box is mapped through the same transform (the box around its
 four turned corners, at the middle of the exposure), clipped to the frame, and kept when at
 least 4x4 pixels of it are visible, so faces entering or leaving at an edge count from their
-first partly visible frame. Output: `<out>/motion/<still>_<motion>.mp4` (x264, 30 fps) and
+first partly visible frame. Where the object moved while the shutter was open, the label also
+holds `exposure`: the box around its four sub-frame boxes (the smear, or the ghost copies a
+whip leaves), which `veil eval` does not count as lost picture. Output: `<out>/motion/<still>_<motion>.mp4` (x264, 30 fps) and
 `<out>/labels/motion/<same>.gt.json` in the format of ../shared/data/labels/README.md, so
 `veil eval --data <out>` scores it like the shared set. Deterministic: the paths come from a
 seeded generator. Needs numpy (.cache/pytools, installed by scripts/setup.sh) and ffmpeg.
@@ -163,8 +165,19 @@ def build(data, out, still, kind, n, seed):
         for b in boxes:
             m = map_box(b["box"], cx[mid], cy[mid], roll[mid], s[mid])
             if m is not None:
-                fb.append({"class": b["class"], "box": m, "small": m[3] < 12,
-                           "ambiguous": bool(b.get("ambiguous", False))})
+                lb = {"class": b["class"], "box": m, "small": m[3] < 12,
+                      "ambiguous": bool(b.get("ambiguous", False))}
+                # Where the object's light fell during the exposure: the box around its
+                # sub-frame boxes (a smear, or the separate copies a whip leaves).
+                subs = [e for e in (map_box(b["box"], cx[j], cy[j], roll[j], s[j])
+                                    for j in range(i * SUB, i * SUB + SUB)) if e is not None]
+                x0 = min(e[0] for e in subs)
+                y0 = min(e[1] for e in subs)
+                x1 = max(e[0] + e[2] for e in subs)
+                y1 = max(e[1] + e[3] for e in subs)
+                if [x0, y0, x1 - x0, y1 - y0] != m:
+                    lb["exposure"] = [x0, y0, x1 - x0, y1 - y0]
+                fb.append(lb)
         frames[str(i)] = fb
     enc.stdin.close()
     if enc.wait() != 0:

@@ -41,6 +41,11 @@ pub struct LabelBox {
     pub small: bool,
     #[serde(default)]
     pub ambiguous: bool,
+    /// Where the object's light fell during the exposure, when that is more than `box`: the
+    /// box around its positions while the shutter was open (a smear, or the copies a whip
+    /// leaves). Covering it is not lost picture; recall is still judged on `box`.
+    #[serde(default)]
+    pub exposure: Option<[i64; 4]>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -329,14 +334,14 @@ const LOST_CELL: usize = 16;
 /// wall looks the same blurred.
 const LOST_MIN_DETAIL: f64 = 3.0;
 
-/// Share of the frame, outside every labelled box (grown by the mask scale and a fifth, as
-/// [`fp_area_share`]), whose detail fell below half of the original's: the picture a viewer
+/// Share of the frame, outside every labelled box and exposure (grown by the mask scale and a
+/// fifth, as [`fp_area_share`]), whose detail fell below half of the original's: the picture a viewer
 /// lost, from the pixels, whatever drew the mask (tracks, motion growth, another tool).
 pub fn lost_share(orig: &Gray, out: &Gray, labels: &[LabelBox], mask_scale: f32) -> f64 {
     let grown: Vec<BBox> = labels
         .iter()
-        .map(|l| {
-            let b = l.r#box;
+        .flat_map(|l| std::iter::once(l.r#box).chain(l.exposure))
+        .map(|b| {
             BBox::from_xywh(b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32)
                 .scaled(mask_scale * 1.2)
         })
@@ -561,7 +566,19 @@ mod tests {
             r#box: [4, 4, 24, 24],
             small: false,
             ambiguous: false,
+            exposure: None,
         };
-        assert_eq!(lost_share(&o, &r, &[label], 1.0), 0.0);
+        assert_eq!(lost_share(&o, &r, std::slice::from_ref(&label), 1.0), 0.0);
+        // A smear's path: only a label whose exposure reaches the flattened quarter excuses it.
+        let away = LabelBox {
+            r#box: [40, 40, 20, 20],
+            ..label.clone()
+        };
+        assert!((lost_share(&o, &r, std::slice::from_ref(&away), 1.0) - 0.25).abs() < 1e-9);
+        let smeared = LabelBox {
+            exposure: Some([4, 4, 56, 56]),
+            ..away
+        };
+        assert_eq!(lost_share(&o, &r, &[smeared], 1.0), 0.0);
     }
 }
