@@ -61,6 +61,9 @@ impl TrackConfig {
     }
 }
 
+/// How far the picture moved from one frame to a later one, in pixels (see [`Track::box_at`]).
+pub type Carry<'a> = dyn Fn(u64, u64) -> (f32, f32) + 'a;
+
 /// A track: a class and its detections by frame.
 #[derive(Debug, Clone, Serialize)]
 pub struct Track {
@@ -118,18 +121,22 @@ impl Track {
         self.dets.iter().map(|d| d.2).fold(0.0, f32::max)
     }
 
-    /// The box this track redacts on `frame`, if any.
-    pub fn box_at(&self, frame: u64, cfg: &TrackConfig) -> Option<BBox> {
+    /// The box this track redacts on `frame`, if any. Before its first detection and after
+    /// its last, the nearest detection is held where the camera carries it: `carry(a, b)` is
+    /// how far the picture moved from frame `a` to frame `b > a`, in pixels.
+    pub fn box_at(&self, frame: u64, cfg: &TrackConfig, carry: &Carry<'_>) -> Option<BBox> {
         let first = self.first();
         let last = self.last();
         if frame + (cfg.extend_before as u64) < first || frame > last + (cfg.extend_after as u64) {
             return None;
         }
         if frame <= first {
-            return Some(self.dets[0].1);
+            let (dx, dy) = carry(frame, first);
+            return Some(self.dets[0].1.map(1.0, 1.0, -dx, -dy));
         }
         if frame >= last {
-            return Some(self.dets[self.dets.len() - 1].1);
+            let (dx, dy) = carry(last, frame);
+            return Some(self.dets[self.dets.len() - 1].1.map(1.0, 1.0, dx, dy));
         }
         let i = self.dets.partition_point(|d| d.0 <= frame);
         let (fa, ba, _) = self.dets[i - 1];
@@ -294,9 +301,16 @@ impl Tracker {
         }
     }
 
-    /// Every box to redact on `frame`, with its track id: the detected or gap-filled box, and
-    /// the followed one where following found the object elsewhere.
+    /// Every box to redact on `frame`, with its track id, for a still camera (see
+    /// [`Tracker::boxes_carried`]).
     pub fn boxes_at(&self, frame: u64) -> Vec<(u32, Class, BBox)> {
+        self.boxes_carried(frame, &|_, _| (0.0, 0.0))
+    }
+
+    /// Every box to redact on `frame`, with its track id: the detected or gap-filled box (held
+    /// where the camera's motion `carry` takes it, see [`Track::box_at`]), and the followed
+    /// one where following found the object elsewhere.
+    pub fn boxes_carried(&self, frame: u64, carry: &Carry<'_>) -> Vec<(u32, Class, BBox)> {
         let mut out = Vec::new();
         for t in &self.tracks {
             let full = self
@@ -306,7 +320,7 @@ impl Tracker {
                 Some((w, h, size)) => complete_at_edge(&b, size, w, h),
                 None => b,
             };
-            let filled = t.box_at(frame, &self.cfg).map(complete);
+            let filled = t.box_at(frame, &self.cfg, carry).map(complete);
             if let Some(b) = filled {
                 out.push((t.id, t.class, b));
             }
@@ -427,6 +441,35 @@ mod tests {
     }
 
     #[test]
+    fn a_box_held_before_and_after_its_detections_moves_with_the_camera() {
+        let cfg = TrackConfig {
+            max_gap: 5,
+            extend_before: 2,
+            extend_after: 2,
+            min_iou: 0.15,
+        };
+        let mut t = Tracker::new(cfg);
+        for f in 0..20u64 {
+            let dets = if f == 10 { vec![face(100.0)] } else { vec![] };
+            t.update(f, Class::Face, &dets);
+        }
+        // The picture moves 7 px right and 3 px up a frame.
+        let pan = |a: u64, b: u64| (7.0 * (b - a) as f32, -3.0 * (b - a) as f32);
+        let x_at = |f: u64| {
+            let b = t.boxes_carried(f, &pan);
+            assert_eq!(b.len(), 1, "frame {f}");
+            (b[0].2.x1, b[0].2.y1)
+        };
+        assert_eq!(x_at(10), (100.0, 10.0));
+        assert_eq!(x_at(12), (114.0, 4.0));
+        assert_eq!(x_at(8), (86.0, 16.0));
+        // A still camera holds the box where it was detected; the reach is unchanged.
+        assert_eq!(t.boxes_at(12)[0].2.x1, 100.0);
+        assert!(t.boxes_carried(13, &pan).is_empty());
+        assert!(t.boxes_carried(7, &pan).is_empty());
+    }
+
+    #[test]
     fn followed_boxes_are_redacted_and_link_later_detections() {
         let cfg = TrackConfig {
             max_gap: 3,
@@ -465,7 +508,7 @@ mod tests {
         // x 120 when frame 5 is left out) to the detection, not from the far-off first one.
         let mut t0 = tracks[0].clone();
         t0.followed.remove(&5);
-        assert_eq!(t0.box_at(5, &cfg).unwrap().x1, 151.0);
+        assert_eq!(t0.box_at(5, &cfg, &|_, _| (0.0, 0.0)).unwrap().x1, 151.0);
     }
 
     #[test]

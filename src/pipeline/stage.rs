@@ -647,8 +647,9 @@ impl<'a> DetectStage<'a> {
         let mut boxes = match &self.source {
             BoxSource::Replay(replay) => replay.get(&index).cloned().unwrap_or_default(),
             BoxSource::Detect(_) => {
-                let mut b = self.faces.boxes_at(index);
-                b.extend(self.plates.boxes_at(index));
+                let carry = |a: u64, b: u64| self.carry(a, b);
+                let mut b = self.faces.boxes_carried(index, &carry);
+                b.extend(self.plates.boxes_carried(index, &carry));
                 b
             }
         };

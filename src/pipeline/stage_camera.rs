@@ -82,9 +82,25 @@ impl DetectStage<'_> {
         }
         self.jolts.record(index, m, (self.w as f32, self.h as f32));
         self.last_sharpness = m.sharpness;
-        while self.shifts.len() > self.window.len() + 2 {
+        // Kept for the window and, behind it, as far as a track's box is held after its last
+        // detection (see `carry`).
+        let held = self
+            .faces
+            .config()
+            .extend_after
+            .max(self.plates.config().extend_after);
+        while self.shifts.len() > self.window.len() + 2 + held as usize {
             self.shifts.pop_front();
         }
+    }
+
+    /// How far the picture moved from frame `a` to frame `b > a`: the camera's shifts onto
+    /// the frames after `a`, up to `b` (unknown ones count as none).
+    pub(super) fn carry(&self, a: u64, b: u64) -> (f32, f32) {
+        self.shifts
+            .iter()
+            .filter(|s| s.0 > a && s.0 <= b)
+            .fold((0.0, 0.0), |acc, s| (acc.0 + s.1 .0, acc.1 + s.1 .1))
     }
 
     /// The camera's shift onto frame `i` (from the frame before), in pixels; none if unknown.
