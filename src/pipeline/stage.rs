@@ -127,6 +127,8 @@ pub(super) struct DetectStage<'a> {
     /// (frame, track id) of boxes carried by the camera's shift alone: redacted, but the track
     /// counts as lost there (a crop looks for it, and the next frame is a keyframe).
     carried: std::collections::BTreeSet<(u64, u32)>,
+    /// Face tracks carried by the camera alone, confirmed or dropped by the next keyframe.
+    unsure: camera::Unsure,
     last_sharpness: f32,
     window: VecDeque<Pending>,
     lookahead: usize,
@@ -211,6 +213,7 @@ impl<'a> DetectStage<'a> {
             blind: VecDeque::new(),
             jolts: Default::default(),
             carried: Default::default(),
+            unsure: Default::default(),
             last_sharpness: 0.0,
             window: VecDeque::new(),
             lookahead,
@@ -349,6 +352,7 @@ impl<'a> DetectStage<'a> {
                 .into_iter()
                 .chain(self.plates.retire_before(front))
             {
+                self.unsure.retire(t.id);
                 self.log
                     .set_detections(t.id, t.dets.len() as u64, t.max_score());
             }
@@ -500,6 +504,7 @@ impl<'a> DetectStage<'a> {
         self.counts.frames += 1;
         if p.key {
             self.detect_faces(f, index, p.hires)?;
+            self.unsure.after_keyframe(&self.faces, index, motion);
         } else if p.crops {
             self.detect_face_crops(f, index)?;
         } else {

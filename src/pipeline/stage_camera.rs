@@ -7,7 +7,8 @@ use super::DetectStage;
 use crate::decode::luma;
 use crate::detect::{BBox, Class};
 use crate::motion::FrameMotion;
-use std::collections::VecDeque;
+use crate::track::Tracker;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
 /// Below this phase-correlation peak a fast camera's shift is a jolt's (see [`Jolts`]).
@@ -51,6 +52,53 @@ impl Jolts {
         let &(_, (jx, jy)) = self.onsets.front().filter(|j| j.0 <= index)?;
         let top = jx.abs().max(jy.abs()).max(f32::EPSILON);
         Some((jx / top, jy / top))
+    }
+}
+
+/// A frame is sharp and steady enough to confirm or drop a carried track (see [`Unsure`])
+/// when one camera shift explains it this well.
+const CONFIRM_PEAK: f32 = 0.5;
+
+/// Face tracks that the camera's shift alone carried (blur or a whip defeated the appearance
+/// match), and whether they are still followed. Carried by a wrong shift, a track lands on the
+/// background, and following would then hold a box on it for up to `--follow` seconds. So the
+/// next full-frame face pass on a steady, sharp frame decides: a track it finds is confirmed;
+/// one it does not find is no longer followed (it keeps its boxes up to there, and a later
+/// detection that lands where it is links to it and makes it followed again).
+#[derive(Debug, Default)]
+pub(in crate::pipeline) struct Unsure {
+    carried: BTreeSet<u32>,
+    unfollowed: BTreeSet<u32>,
+}
+
+impl Unsure {
+    /// Track `id` was carried by the camera's shift alone.
+    pub(super) fn carried(&mut self, id: u32) {
+        self.carried.insert(id);
+    }
+
+    /// Whether track `id` is followed.
+    pub(super) fn follows(&self, id: u32) -> bool {
+        !self.unfollowed.contains(&id)
+    }
+
+    /// After a full-frame face pass on frame `index`, whose camera motion was `m`.
+    pub(super) fn after_keyframe(&mut self, faces: &Tracker, index: u64, m: &FrameMotion) {
+        let steady = m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK;
+        for t in faces.tracks() {
+            if t.detected_at(index) {
+                self.carried.remove(&t.id);
+                self.unfollowed.remove(&t.id);
+            } else if steady && self.carried.remove(&t.id) {
+                self.unfollowed.insert(t.id);
+            }
+        }
+    }
+
+    /// Track `id` is done.
+    pub(super) fn retire(&mut self, id: u32) {
+        self.carried.remove(&id);
+        self.unfollowed.remove(&id);
     }
 }
 
@@ -129,7 +177,10 @@ impl DetectStage<'_> {
         let max = self.opts.follow_frames as u64;
         for tracker in [&mut self.faces, &mut self.plates] {
             for t in tracker.tracks_mut() {
-                if index > t.last() + max || t.seen_at(index).is_some() {
+                if index > t.last() + max
+                    || t.seen_at(index).is_some()
+                    || !self.unsure.follows(t.id)
+                {
                     continue;
                 }
                 if let Some(b) = t.seen_at(index - 1) {
@@ -144,6 +195,9 @@ impl DetectStage<'_> {
                             if nb.clip(self.w as f32, self.h as f32).area() > 0.0 {
                                 t.followed.insert(index, nb);
                                 self.carried.insert((index, t.id));
+                                if t.class == Class::Face {
+                                    self.unsure.carried(t.id);
+                                }
                             }
                         }
                         None => {}
@@ -288,6 +342,39 @@ mod tests {
             diff: 20.0,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_carried_face_track_that_a_steady_keyframe_does_not_find_is_no_longer_followed() {
+        use crate::detect::Detection;
+        use crate::track::TrackConfig;
+        let face = |x: f32| Detection {
+            class: Class::Face,
+            bbox: BBox::from_xywh(x, 50.0, 40.0, 40.0),
+            score: 0.9,
+        };
+        let mut faces = Tracker::new(TrackConfig::default());
+        faces.update(0, Class::Face, &[face(100.0), face(300.0)]);
+        let mut u = Unsure::default();
+        // Both carried by the camera alone; a keyframe during the whip decides nothing.
+        u.carried(0);
+        u.carried(1);
+        faces.update(1, Class::Face, &[]);
+        u.after_keyframe(&faces, 1, &motion(0.2, 0.0, 0.1));
+        assert!(u.follows(0) && u.follows(1));
+        // On a steady, sharp keyframe the pass finds track 0 and not track 1.
+        faces.update(2, Class::Face, &[face(102.0)]);
+        u.after_keyframe(&faces, 2, &motion(0.001, 0.0, 0.9));
+        assert!(u.follows(0));
+        assert!(!u.follows(1));
+        // Track 0 is confirmed: a later miss on a steady keyframe does not drop it.
+        faces.update(3, Class::Face, &[]);
+        u.after_keyframe(&faces, 3, &motion(0.0, 0.0, 0.95));
+        assert!(u.follows(0));
+        // A detection where track 1 is makes it followed again.
+        faces.update(4, Class::Face, &[face(301.0)]);
+        u.after_keyframe(&faces, 4, &motion(0.0, 0.0, 0.95));
+        assert!(u.follows(1));
     }
 
     #[test]
