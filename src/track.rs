@@ -320,7 +320,13 @@ impl Tracker {
                 Some((w, h, size)) => complete_at_edge(&b, size, w, h),
                 None => b,
             };
-            let filled = t.box_at(frame, &self.cfg, carry).map(complete);
+            // A held box the camera carried wholly out of the frame covers nothing.
+            let in_view =
+                |b: &BBox| !matches!(self.frame, Some((w, h)) if b.clip(w, h).area() <= 0.0);
+            let filled = t
+                .box_at(frame, &self.cfg, carry)
+                .filter(in_view)
+                .map(complete);
             if let Some(b) = filled {
                 out.push((t.id, t.class, b));
             }
@@ -463,6 +469,11 @@ mod tests {
         assert_eq!(x_at(10), (100.0, 10.0));
         assert_eq!(x_at(12), (114.0, 4.0));
         assert_eq!(x_at(8), (86.0, 16.0));
+        // Carried wholly out of a 110-px-wide frame, the held box is left out.
+        let mut narrow = Tracker::new(cfg).with_frame(110.0, 100.0);
+        narrow.update(10, Class::Face, &[face(100.0)]);
+        assert_eq!(narrow.boxes_carried(10, &pan).len(), 1);
+        assert!(narrow.boxes_carried(12, &pan).is_empty());
         // A still camera holds the box where it was detected; the reach is unchanged.
         assert_eq!(t.boxes_at(12)[0].2.x1, 100.0);
         assert!(t.boxes_carried(13, &pan).is_empty());

@@ -94,7 +94,7 @@ pub fn detect_image(
         found.extend(
             plates
                 .into_iter()
-                .filter(|d| crate::detect::plausible_plate(&d.bbox, iw, ih, &faces)),
+                .filter(|d| crate::detect::plausible_plate(&d.bbox, iw, ih, &faces, &faces)),
         );
     }
     Ok(found)

@@ -11,7 +11,7 @@ use crate::detect::views::{
     plate_grid, plate_looks, regions_around, tile_plates, FrameView, Rect,
 };
 use crate::detect::{
-    drop_parts, nms, plausible_plate, BBox, Class, Detection, Detector, Rgb, CENTERFACE_NMS_IOU,
+    drop_parts, nms, plausible_plate, BBox, Detection, Detector, Rgb, CENTERFACE_NMS_IOU,
     YOLO_NMS_IOU,
 };
 use crate::error::{Result, VeilError};
@@ -315,13 +315,17 @@ fn region_scale(tile: usize) -> f32 {
     640.0 / tile as f32
 }
 
-/// Drops the plates of frame `f` that cannot be plates next to the face boxes `faces` (see
-/// [`plausible_plate`]): a "plate" far taller than the faces beside it, or a close-up, starts
+/// Drops the plates of frame `f` that cannot be plates next to the face boxes `faces`, of
+/// which `detected` were found on this frame (see [`plausible_plate`]): a "plate" far taller than the faces beside it, or a close-up, starts
 /// no track.
-pub fn keep_plausible(found: &mut Vec<Detection>, f: &frame::Video, faces: &[(u32, Class, BBox)]) {
-    let faces: Vec<BBox> = faces.iter().map(|b| b.2).collect();
+pub fn keep_plausible(
+    found: &mut Vec<Detection>,
+    f: &frame::Video,
+    faces: &[BBox],
+    detected: &[BBox],
+) {
     let (w, h) = (f.width() as f32, f.height() as f32);
-    found.retain(|d| plausible_plate(&d.bbox, w, h, &faces));
+    found.retain(|d| plausible_plate(&d.bbox, w, h, faces, detected));
 }
 
 /// A candidate of the whole-frame plate look is looked at again on a square of this many

@@ -504,7 +504,10 @@ impl<'a> DetectStage<'a> {
         self.counts.frames += 1;
         if p.key {
             self.detect_faces(f, index, p.hires)?;
-            self.unsure.after_keyframe(&self.faces, index, motion);
+            let sharp = !self.blind.contains(&index);
+            let scale = self.opts.opts.detect_size as f32 / self.w.max(self.h).max(1) as f32;
+            self.unsure
+                .after_keyframe(&self.faces, index, motion, sharp, scale.min(1.0));
         } else if p.crops {
             self.detect_face_crops(f, index)?;
         } else {
@@ -626,7 +629,11 @@ impl<'a> DetectStage<'a> {
             tiles,
             &mut self.scaler,
         )?;
-        passes::keep_plausible(&mut found, f, &self.faces.boxes_at(index));
+        let faces: Vec<BBox> = self.faces.boxes_at(index).iter().map(|b| b.2).collect();
+        let detected: Vec<BBox> = (self.faces.tracks().iter())
+            .filter_map(|t| t.dets.last().filter(|d| d.0 == index).map(|d| d.1))
+            .collect();
+        passes::keep_plausible(&mut found, f, &faces, &detected);
         self.tile_next += per_sample;
         tracing::trace!(
             index,
