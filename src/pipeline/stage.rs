@@ -127,7 +127,7 @@ pub(super) struct DetectStage<'a> {
     /// (frame, track id) of boxes carried by the camera's shift alone: redacted, but the track
     /// counts as lost there (a crop looks for it, and the next frame is a keyframe).
     carried: std::collections::BTreeSet<(u64, u32)>,
-    /// Face tracks carried by the camera alone, confirmed or dropped by the next keyframe.
+    /// Tracks carried by the camera alone, confirmed or let go by their detector's next pass.
     unsure: camera::Unsure,
     last_sharpness: f32,
     window: VecDeque<Pending>,
@@ -506,8 +506,14 @@ impl<'a> DetectStage<'a> {
             self.detect_faces(f, index, p.hires)?;
             let sharp = !self.blind.contains(&index);
             let scale = self.opts.opts.detect_size as f32 / self.w.max(self.h).max(1) as f32;
-            self.unsure
-                .after_keyframe(&self.faces, index, motion, sharp, scale.min(1.0));
+            self.unsure.after_keyframe(
+                &self.faces,
+                index,
+                motion,
+                sharp,
+                scale.min(1.0),
+                camera::CONFIRM_MIN_PX,
+            );
         } else if p.crops {
             self.detect_face_crops(f, index)?;
         } else {
@@ -527,6 +533,16 @@ impl<'a> DetectStage<'a> {
                 whole_side: p.whole_side,
             };
             self.detect_plates(f, index, turns, p.new_scene)?;
+            let sharp = !self.blind.contains(&index);
+            let scale = 640.0 / self.w.max(self.h).max(1) as f32;
+            self.unsure.after_keyframe(
+                &self.plates,
+                index,
+                motion,
+                sharp,
+                scale.min(1.0),
+                camera::PLATE_CONFIRM_MIN_PX,
+            );
         }
         Ok(())
     }

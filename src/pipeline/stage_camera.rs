@@ -58,18 +58,22 @@ impl Jolts {
 /// A frame is steady enough to confirm or drop a carried track (see [`Unsure`]) when one
 /// camera shift explains it this well…
 const CONFIRM_PEAK: f32 = 0.5;
-/// …and a track is dropped only when its face is at least this tall at the full-frame pass's
-/// scale, where the face model finds a frontal face on a sharp frame; a smaller face (which
-/// only crops or the small-face pass may find) is followed on.
-const CONFIRM_MIN_PX: f32 = 48.0;
+/// …and a face track is dropped only when its face is at least this tall at the full-frame
+/// pass's scale, where the face model finds a frontal face on a sharp frame; a smaller face
+/// (which only crops or the small-face pass may find) is followed on.
+pub(super) const CONFIRM_MIN_PX: f32 = 48.0;
+/// The same for a plate track, at the whole-frame plate look's scale (640 px on the long side).
+/// Without it a 23x50-px plate at 1080p, 17 px tall in that look and missed by one sample after
+/// a jolt, was let go and leaked.
+pub(super) const PLATE_CONFIRM_MIN_PX: f32 = 24.0;
 
-/// Face tracks that the camera's shift alone carried (blur or a whip defeated the appearance
+/// Tracks that the camera's shift alone carried (blur or a whip defeated the appearance
 /// match), and whether they are still followed. Carried by a wrong shift, a track lands on the
 /// background, and following would then hold a box on it for up to `--follow` seconds. So the
-/// next full-frame face pass on a steady, sharp frame decides: a track it finds is confirmed;
-/// one it does not find, if its face is large enough to be found there, is no longer followed
-/// (it keeps its boxes up to there, and a later detection that lands where it is links to it
-/// and makes it followed again).
+/// next pass of its detector over the whole frame (a face keyframe, a plate sample) on a
+/// steady, sharp frame decides: a track it finds is confirmed; one it does not find, if it is
+/// large enough to be found there, is no longer followed (it keeps its boxes up to there, and
+/// a later detection that lands where it is links to it and makes it followed again).
 #[derive(Debug, Default)]
 pub(in crate::pipeline) struct Unsure {
     carried: BTreeSet<u32>,
@@ -87,20 +91,21 @@ impl Unsure {
         !self.unfollowed.contains(&id)
     }
 
-    /// After a full-frame face pass on frame `index`, whose camera motion was `m`; `sharp`: the
-    /// frame is not smeared; `scale`: the pass's size over the frame's.
+    /// After a pass of the detector of `tracks` over the whole of frame `index`, whose camera
+    /// motion was `m`; `sharp`: the frame is not smeared; `scale`: the pass's size over the
+    /// frame's; `min_px`: how tall a track's object must be at that scale to be let go.
     pub(super) fn after_keyframe(
         &mut self,
-        faces: &Tracker,
+        tracks: &Tracker,
         index: u64,
         m: &FrameMotion,
         sharp: bool,
         scale: f32,
+        min_px: f32,
     ) {
         let steady = m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK;
-        for t in faces.tracks() {
-            let large =
-                t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) * scale >= CONFIRM_MIN_PX;
+        for t in tracks.tracks() {
+            let large = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) * scale >= min_px;
             if t.detected_at(index) {
                 self.carried.remove(&t.id);
                 self.unfollowed.remove(&t.id);
@@ -210,9 +215,7 @@ impl DetectStage<'_> {
                             if nb.clip(self.w as f32, self.h as f32).area() > 0.0 {
                                 t.followed.insert(index, nb);
                                 self.carried.insert((index, t.id));
-                                if t.class == Class::Face {
-                                    self.unsure.carried(t.id);
-                                }
+                                self.unsure.carried(t.id);
                             }
                         }
                         None => {}
@@ -375,29 +378,71 @@ mod tests {
         u.carried(0);
         u.carried(1);
         faces.update(1, Class::Face, &[]);
-        u.after_keyframe(&faces, 1, &motion(0.2, 0.0, 0.1), true, 1.0);
+        u.after_keyframe(&faces, 1, &motion(0.2, 0.0, 0.1), true, 1.0, CONFIRM_MIN_PX);
         assert!(u.follows(0) && u.follows(1));
         // On a steady, sharp keyframe the pass finds track 0 and not track 1.
         faces.update(2, Class::Face, &[face(102.0)]);
-        u.after_keyframe(&faces, 2, &motion(0.001, 0.0, 0.9), true, 1.0);
+        u.after_keyframe(
+            &faces,
+            2,
+            &motion(0.001, 0.0, 0.9),
+            true,
+            1.0,
+            CONFIRM_MIN_PX,
+        );
         assert!(u.follows(0));
         assert!(!u.follows(1));
         // Track 0 is confirmed: a later miss on a steady keyframe does not drop it.
         faces.update(3, Class::Face, &[]);
-        u.after_keyframe(&faces, 3, &motion(0.0, 0.0, 0.95), true, 1.0);
+        u.after_keyframe(
+            &faces,
+            3,
+            &motion(0.0, 0.0, 0.95),
+            true,
+            1.0,
+            CONFIRM_MIN_PX,
+        );
         assert!(u.follows(0));
         // A detection where track 1 is makes it followed again.
         faces.update(4, Class::Face, &[face(301.0)]);
-        u.after_keyframe(&faces, 4, &motion(0.0, 0.0, 0.95), true, 1.0);
+        u.after_keyframe(
+            &faces,
+            4,
+            &motion(0.0, 0.0, 0.95),
+            true,
+            1.0,
+            CONFIRM_MIN_PX,
+        );
         assert!(u.follows(1));
         // Carried again: a smeared frame, or a face too small at the pass's scale (60 px seen
         // at half size is 30 px), decides nothing.
         u.carried(1);
         faces.update(5, Class::Face, &[]);
-        u.after_keyframe(&faces, 5, &motion(0.0, 0.0, 0.95), false, 1.0);
-        u.after_keyframe(&faces, 5, &motion(0.0, 0.0, 0.95), true, 0.5);
+        u.after_keyframe(
+            &faces,
+            5,
+            &motion(0.0, 0.0, 0.95),
+            false,
+            1.0,
+            CONFIRM_MIN_PX,
+        );
+        u.after_keyframe(
+            &faces,
+            5,
+            &motion(0.0, 0.0, 0.95),
+            true,
+            0.5,
+            CONFIRM_MIN_PX,
+        );
         assert!(u.follows(1));
-        u.after_keyframe(&faces, 5, &motion(0.0, 0.0, 0.95), true, 1.0);
+        u.after_keyframe(
+            &faces,
+            5,
+            &motion(0.0, 0.0, 0.95),
+            true,
+            1.0,
+            CONFIRM_MIN_PX,
+        );
         assert!(!u.follows(1));
     }
 
