@@ -417,14 +417,19 @@ mod tests {
         assert_eq!(q, vec![100_000]);
     }
 
-    #[test]
-    fn fills_gaps_between_detections() {
-        let cfg = TrackConfig {
+    /// Gaps of up to 5 frames filled, boxes held 2 frames before and after.
+    fn short_reach() -> TrackConfig {
+        TrackConfig {
             max_gap: 5,
             extend_before: 2,
             extend_after: 2,
             min_iou: 0.15,
-        };
+        }
+    }
+
+    #[test]
+    fn fills_gaps_between_detections() {
+        let cfg = short_reach();
         let mut t = Tracker::new(cfg);
         for f in 0..30u64 {
             let dets: Vec<Detection> = if f == 10 {
@@ -448,12 +453,7 @@ mod tests {
 
     #[test]
     fn a_box_held_before_and_after_its_detections_moves_with_the_camera() {
-        let cfg = TrackConfig {
-            max_gap: 5,
-            extend_before: 2,
-            extend_after: 2,
-            min_iou: 0.15,
-        };
+        let cfg = short_reach();
         let mut t = Tracker::new(cfg);
         for f in 0..20u64 {
             let dets = if f == 10 { vec![face(100.0)] } else { vec![] };

@@ -504,16 +504,7 @@ impl<'a> DetectStage<'a> {
         self.counts.frames += 1;
         if p.key {
             self.detect_faces(f, index, p.hires)?;
-            let sharp = !self.blind.contains(&index);
-            let scale = self.opts.opts.detect_size as f32 / self.w.max(self.h).max(1) as f32;
-            self.unsure.after_keyframe(
-                &self.faces,
-                index,
-                motion,
-                sharp,
-                scale.min(1.0),
-                camera::CONFIRM_MIN_PX,
-            );
+            self.settle_carried(index, motion, Class::Face);
         } else if p.crops {
             self.detect_face_crops(f, index)?;
         } else {
@@ -533,18 +524,32 @@ impl<'a> DetectStage<'a> {
                 whole_side: p.whole_side,
             };
             self.detect_plates(f, index, turns, p.new_scene)?;
-            let sharp = !self.blind.contains(&index);
-            let scale = 640.0 / self.w.max(self.h).max(1) as f32;
-            self.unsure.after_keyframe(
-                &self.plates,
-                index,
-                motion,
-                sharp,
-                scale.min(1.0),
-                camera::PLATE_CONFIRM_MIN_PX,
-            );
+            self.settle_carried(index, motion, Class::Plate);
         }
         Ok(())
+    }
+
+    /// After a pass of `class`'s detector over the whole of frame `index`: the carried tracks
+    /// it did not find are let go, if large enough at that pass's scale (see `camera::Unsure`).
+    fn settle_carried(&mut self, index: u64, motion: &FrameMotion, class: Class) {
+        let BoxSource::Detect(dets) = &self.source else {
+            return;
+        };
+        let (det, target_long, min_px, tracks) = match (class, &dets.plate) {
+            (Class::Plate, Some(plate)) => (plate, 0, camera::PLATE_CONFIRM_MIN_PX, &self.plates),
+            (Class::Plate, None) => return,
+            _ => (
+                &dets.face,
+                self.opts.opts.detect_size,
+                camera::CONFIRM_MIN_PX,
+                &self.faces,
+            ),
+        };
+        let (iw, ih) = det.input_size(self.w, self.h, target_long);
+        let scale = (iw.max(ih) as f32 / self.w.max(self.h).max(1) as f32).min(1.0);
+        let sharp = !self.blind.contains(&index);
+        self.unsure
+            .after_pass(tracks, index, (motion, sharp), min_px / scale);
     }
 
     /// The full-frame face passes (a keyframe).

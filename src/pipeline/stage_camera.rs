@@ -92,20 +92,18 @@ impl Unsure {
     }
 
     /// After a pass of the detector of `tracks` over the whole of frame `index`, whose camera
-    /// motion was `m`; `sharp`: the frame is not smeared; `scale`: the pass's size over the
-    /// frame's; `min_px`: how tall a track's object must be at that scale to be let go.
-    pub(super) fn after_keyframe(
+    /// motion was `m`; `sharp`: the frame is not smeared; `min_height`: how tall (in frame
+    /// pixels) a track's object must be for that pass to find it, and so to be let go.
+    pub(super) fn after_pass(
         &mut self,
         tracks: &Tracker,
         index: u64,
-        m: &FrameMotion,
-        sharp: bool,
-        scale: f32,
-        min_px: f32,
+        (m, sharp): (&FrameMotion, bool),
+        min_height: f32,
     ) {
         let steady = m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK;
         for t in tracks.tracks() {
-            let large = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) * scale >= min_px;
+            let large = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) >= min_height;
             if t.detected_at(index) {
                 self.carried.remove(&t.id);
                 self.unfollowed.remove(&t.id);
@@ -374,75 +372,36 @@ mod tests {
         let mut faces = Tracker::new(TrackConfig::default());
         faces.update(0, Class::Face, &[face(100.0), face(300.0)]);
         let mut u = Unsure::default();
+        let still = motion(0.0, 0.0, 0.95);
+        // How tall a face must be to be let go, seen at full size and at half size.
+        let (full, half) = (CONFIRM_MIN_PX, 2.0 * CONFIRM_MIN_PX);
         // Both carried by the camera alone; a keyframe during the whip decides nothing.
         u.carried(0);
         u.carried(1);
         faces.update(1, Class::Face, &[]);
-        u.after_keyframe(&faces, 1, &motion(0.2, 0.0, 0.1), true, 1.0, CONFIRM_MIN_PX);
+        u.after_pass(&faces, 1, (&motion(0.2, 0.0, 0.1), true), full);
         assert!(u.follows(0) && u.follows(1));
         // On a steady, sharp keyframe the pass finds track 0 and not track 1.
         faces.update(2, Class::Face, &[face(102.0)]);
-        u.after_keyframe(
-            &faces,
-            2,
-            &motion(0.001, 0.0, 0.9),
-            true,
-            1.0,
-            CONFIRM_MIN_PX,
-        );
+        u.after_pass(&faces, 2, (&motion(0.001, 0.0, 0.9), true), full);
         assert!(u.follows(0));
         assert!(!u.follows(1));
         // Track 0 is confirmed: a later miss on a steady keyframe does not drop it.
         faces.update(3, Class::Face, &[]);
-        u.after_keyframe(
-            &faces,
-            3,
-            &motion(0.0, 0.0, 0.95),
-            true,
-            1.0,
-            CONFIRM_MIN_PX,
-        );
+        u.after_pass(&faces, 3, (&still, true), full);
         assert!(u.follows(0));
         // A detection where track 1 is makes it followed again.
         faces.update(4, Class::Face, &[face(301.0)]);
-        u.after_keyframe(
-            &faces,
-            4,
-            &motion(0.0, 0.0, 0.95),
-            true,
-            1.0,
-            CONFIRM_MIN_PX,
-        );
+        u.after_pass(&faces, 4, (&still, true), full);
         assert!(u.follows(1));
         // Carried again: a smeared frame, or a face too small at the pass's scale (60 px seen
         // at half size is 30 px), decides nothing.
         u.carried(1);
         faces.update(5, Class::Face, &[]);
-        u.after_keyframe(
-            &faces,
-            5,
-            &motion(0.0, 0.0, 0.95),
-            false,
-            1.0,
-            CONFIRM_MIN_PX,
-        );
-        u.after_keyframe(
-            &faces,
-            5,
-            &motion(0.0, 0.0, 0.95),
-            true,
-            0.5,
-            CONFIRM_MIN_PX,
-        );
+        u.after_pass(&faces, 5, (&still, false), full);
+        u.after_pass(&faces, 5, (&still, true), half);
         assert!(u.follows(1));
-        u.after_keyframe(
-            &faces,
-            5,
-            &motion(0.0, 0.0, 0.95),
-            true,
-            1.0,
-            CONFIRM_MIN_PX,
-        );
+        u.after_pass(&faces, 5, (&still, true), full);
         assert!(!u.follows(1));
     }
 
