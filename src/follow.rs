@@ -143,6 +143,19 @@ fn best_offset(
 /// followed (too small, too flat, out of the frame, or no match above [`MIN_SCORE`]). `hint` is
 /// the expected shift of the content in pixels (the camera's global motion), searched around.
 pub fn follow(prev: &Luma, cur: &Luma, b: &BBox, hint: (f32, f32)) -> Option<(BBox, f32)> {
+    follow_sized(prev, cur, b, hint, false)
+}
+
+/// [`follow`], and where `resize` says so, the box also takes the size the object's content
+/// matches best at (see [`rescaled`]): faces, which a camera nears or leaves. (A plate's thin
+/// template matches a wider or narrower box about as well, so plates keep their size.)
+pub fn follow_sized(
+    prev: &Luma,
+    cur: &Luma,
+    b: &BBox,
+    hint: (f32, f32),
+    resize: bool,
+) -> Option<(BBox, f32)> {
     let (fw, fh) = (prev.width.min(cur.width), prev.height.min(cur.height));
     if fw < 8 || fh < 8 {
         return None;
@@ -206,7 +219,137 @@ pub fn follow(prev: &Luma, cur: &Luma, b: &BBox, hint: (f32, f32)) -> Option<(BB
     let ny = sy0 as f32 + oy as f32 / ky;
     // The whole box moves with its matched part (a box partly outside the frame keeps its size).
     let moved = b.map(1.0, 1.0, nx - tx0 as f32, ny - ty0 as f32);
+    // A box wholly in view may also change size: the object came nearer or went away.
+    if resize && c.area() >= b.area() - 0.5 && score >= SCALE_MIN_SCORE {
+        let size = (tx1 - tx0, ty1 - ty0);
+        if let Some(better) = rescaled(&t, size, cur, &moved, (fw, fh)) {
+            return Some(better);
+        }
+    }
     Some((moved, score))
+}
+
+/// The sizes, relative to the box followed at its old size, that [`rescaled`] tries: an object
+/// the camera nears (an officer walking up to a person, about 1–3% a frame at 30 fps) or a
+/// zoom grows its box from frame to frame, which the matched offset alone does not follow.
+const SCALES: [f32; 5] = [1.0, 0.93, 0.965, 1.035, 1.07];
+/// How well (ZNCC) the box must match at its old size for another size to be tried: a
+/// blurred or changing patch can match a larger box better without the object having neared.
+const SCALE_MIN_SCORE: f32 = 0.8;
+/// How much better (ZNCC) another size must match than the old one to be taken.
+const SCALE_GAIN: f32 = 0.02;
+
+/// The box `at` (where the template `t`, sampled from a `size` pixel region, matched) at
+/// another size from [`SCALES`], about its centre and re-placed within a working pixel, where
+/// the template matches that size's region clearly better than the old size's placed the same
+/// way; None where none does, or where a box would leave the `fw`x`fh` frame.
+fn rescaled(
+    t: &Img,
+    size: (usize, usize),
+    cur: &Luma,
+    at: &BBox,
+    (fw, fh): (usize, usize),
+) -> Option<(BBox, f32)> {
+    // A large box is looked at on a reduced copy of the region its sizes and placements
+    // reach, about three frame pixels a working pixel: the 45 looks then cost little
+    // whatever the face's size.
+    let f = (3.0 * t.w.max(t.h) as f32 / size.0.max(size.1) as f32).min(1.0);
+    if f >= 1.0 {
+        return rescaled_in(t, size, cur, at, (fw, fh));
+    }
+    let reach = at.scaled(1.25);
+    let (x0, y0) = (
+        reach.x1.floor().max(0.0) as usize,
+        reach.y1.floor().max(0.0) as usize,
+    );
+    let (x1, y1) = (
+        (reach.x2.ceil().max(0.0) as usize).min(fw),
+        (reach.y2.ceil().max(0.0) as usize).min(fh),
+    );
+    if x1 < x0 + 8 || y1 < y0 + 8 {
+        return None;
+    }
+    let (sw, sh) = (
+        (((x1 - x0) as f32 * f).round() as usize).max(4),
+        (((y1 - y0) as f32 * f).round() as usize).max(4),
+    );
+    let copy = resample(cur, x0, y0, x1, y1, sw, sh);
+    let px: Vec<u8> = copy.px.iter().map(|v| v.round() as u8).collect();
+    let small = Luma {
+        data: &px,
+        stride: sw,
+        width: sw,
+        height: sh,
+    };
+    let (kx, ky) = (sw as f32 / (x1 - x0) as f32, sh as f32 / (y1 - y0) as f32);
+    let local = at.map(kx, ky, -(x0 as f32) * kx, -(y0 as f32) * ky);
+    let lsize = (
+        ((size.0 as f32 * kx).round() as usize).max(4),
+        ((size.1 as f32 * ky).round() as usize).max(4),
+    );
+    let (b, v) = rescaled_in(t, lsize, &small, &local, (sw, sh))?;
+    Some((b.map(1.0 / kx, 1.0 / ky, x0 as f32, y0 as f32), v))
+}
+
+/// [`rescaled`] on `cur` as it is.
+fn rescaled_in(
+    t: &Img,
+    size: (usize, usize),
+    cur: &Luma,
+    at: &BBox,
+    (fw, fh): (usize, usize),
+) -> Option<(BBox, f32)> {
+    let (cx, cy) = at.center();
+    let mut same: Option<f32> = None;
+    let mut best: Option<(BBox, f32)> = None;
+    for k in SCALES {
+        let (w, h) = (
+            ((size.0 as f32 * k).round() as i64).max(4),
+            ((size.1 as f32 * k).round() as i64).max(4),
+        );
+        // Half a working pixel, in frame pixels, at least one.
+        let (sx, sy) = (
+            ((w as f32 / t.w as f32) * 0.5).round().max(1.0) as i64,
+            ((h as f32 / t.h as f32) * 0.5).round().max(1.0) as i64,
+        );
+        let (x, y) = (
+            (cx - w as f32 / 2.0).round() as i64,
+            (cy - h as f32 / 2.0).round() as i64,
+        );
+        let mut top: Option<(i64, i64, f32)> = None;
+        for (dx, dy) in (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy))) {
+            let (x0, y0) = (x + dx * sx, y + dy * sy);
+            if x0 < 0 || y0 < 0 || x0 + w > fw as i64 || y0 + h > fh as i64 {
+                continue;
+            }
+            let (ux, uy) = (x0 as usize, y0 as usize);
+            let region = resample(cur, ux, uy, ux + w as usize, uy + h as usize, t.w, t.h);
+            let v = best_offset(t, &region, 0..=0, 0..=0).map_or(0.0, |b| b.2);
+            if top.map_or(true, |b| v > b.2) {
+                top = Some((x0, y0, v));
+            }
+        }
+        let Some((x0, y0, v)) = top else {
+            // The old size first: without it there is nothing to compare with.
+            same?;
+            continue;
+        };
+        let Some(base) = same else {
+            same = Some(v);
+            continue;
+        };
+        if v < base + SCALE_GAIN || best.is_some_and(|b| v <= b.1) {
+            continue;
+        }
+        let (rw, rh) = (w as f32 / size.0 as f32, h as f32 / size.1 as f32);
+        let (mx, my) = (x0 as f32 + w as f32 / 2.0, y0 as f32 + h as f32 / 2.0);
+        let (bw, bh) = (at.width() * rw, at.height() * rh);
+        best = Some((
+            BBox::new(mx - bw / 2.0, my - bh / 2.0, mx + bw / 2.0, my + bh / 2.0),
+            v,
+        ));
+    }
+    best
 }
 
 /// Whether a box moving by `step` a frame is heading out of the `w`x`h` frame and is already
@@ -308,6 +451,45 @@ mod tests {
             );
             assert!(score > 0.9, "{score}");
             assert!((got.width() - bx.width()).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn a_nearing_object_is_followed_at_its_new_size() {
+        let (w, h) = (400, 300);
+        // The picture grows 5% about (200, 150) and moves 6 px right: the face the box holds
+        // comes nearer. A small face, looked at as it is, and a large one (its texture as
+        // coarse for its size), looked at on a reduced copy.
+        let (cx, cy, k) = (200.0, 150.0, 1.05);
+        for half in [30.0, 90.0] {
+            let grain = half / 30.0;
+            let (mut a, mut b) = (vec![0u8; w * h], vec![0u8; w * h]);
+            for y in 0..h {
+                for x in 0..w {
+                    let (sx, sy) = ((x as f32 - 6.0 - cx) / k + cx, (y as f32 - cy) / k + cy);
+                    a[y * w + x] = noise(x as f32 / grain, y as f32 / grain) as u8;
+                    b[y * w + x] = noise(sx / grain, sy / grain).clamp(0.0, 255.0) as u8;
+                }
+            }
+            let bx = BBox::new(cx - half, cy - half, cx + half, cy + half);
+            let (got, score) =
+                follow_sized(&luma(&a, w, h), &luma(&b, w, h), &bx, (0.0, 0.0), true)
+                    .expect("followed");
+            assert!(got.width() > 2.0 * half * 1.025, "{got:?} score {score}");
+            let (gx, gy) = got.center();
+            let tol = 2.5 * half / 30.0;
+            assert!(
+                (gx - 206.0).abs() <= tol && (gy - 150.0).abs() <= tol,
+                "{got:?}"
+            );
+            // And going away, it shrinks.
+            let (back, _) = follow_sized(&luma(&b, w, h), &luma(&a, w, h), &got, (0.0, 0.0), true)
+                .expect("followed");
+            assert!(back.width() < got.width() * 0.975, "{back:?} from {got:?}");
+            // Without resizing (plates), the size stays.
+            let (kept, _) =
+                follow(&luma(&a, w, h), &luma(&b, w, h), &bx, (0.0, 0.0)).expect("followed");
+            assert_eq!(kept.width(), bx.width());
         }
     }
 

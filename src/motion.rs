@@ -28,6 +28,11 @@ pub struct FrameMotion {
     pub luma: f32,
     /// Variance of the Laplacian: low means blurred or blocked.
     pub sharpness: f32,
+    /// Global shift from the frame two before, as a fraction of the frame width / height, and
+    /// its peak: across a frame a whip smeared, the frames either side are both sharp.
+    pub skip_dx: f32,
+    pub skip_dy: f32,
+    pub skip_confidence: f32,
 }
 
 /// Frame-to-frame motion estimator. Feed it grey frames of `AW`×`AH` in order.
@@ -38,6 +43,8 @@ pub struct MotionEstimator {
     inv_col: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
     prev_spec: Option<Vec<Complex32>>,
+    /// The spectrum of the frame before `prev_spec`'s.
+    prev2_spec: Option<Vec<Complex32>>,
     prev_pix: Vec<u8>,
     scratch: Vec<Complex32>,
     col: Vec<Complex32>,
@@ -68,6 +75,7 @@ impl MotionEstimator {
             inv_col: planner.plan_fft_inverse(AH),
             window,
             prev_spec: None,
+            prev2_spec: None,
             prev_pix: Vec::new(),
             scratch: vec![Complex32::default(); AW * AH],
             col: vec![Complex32::default(); AH],
@@ -94,6 +102,63 @@ impl MotionEstimator {
         }
     }
 
+    /// The shift from the frame whose spectrum is `prev` to the one whose spectrum is `spec`,
+    /// as a fraction of the frame, and the correlation peak (0..1), by phase correlation.
+    fn correlate(&mut self, spec: &[Complex32], prev: &[Complex32]) -> (f32, f32, f32) {
+        let n = (AW * AH) as f32;
+        // Normalised cross-power spectrum; its inverse peaks at the shift.
+        let mut cross = std::mem::take(&mut self.scratch);
+        for ((c, a), b) in cross.iter_mut().zip(spec).zip(prev) {
+            let v = a * b.conj();
+            let mag = v.norm();
+            *c = if mag > 1e-6 {
+                v / mag
+            } else {
+                Complex32::default()
+            };
+        }
+        self.fft2(&mut cross, true);
+        let (mut best, mut bi) = (f32::MIN, 0usize);
+        for (i, c) in cross.iter().enumerate() {
+            if c.re > best {
+                best = c.re;
+                bi = i;
+            }
+        }
+        let (px, py) = (bi % AW, bi / AW);
+        let at = |x: isize, y: isize| {
+            let x = x.rem_euclid(AW as isize) as usize;
+            let y = y.rem_euclid(AH as isize) as usize;
+            cross[y * AW + x].re
+        };
+        // Sub-pixel refinement by a parabola through the peak and its neighbours.
+        let refine = |l: f32, c: f32, r: f32| {
+            let d = l - 2.0 * c + r;
+            if d.abs() < 1e-9 {
+                0.0
+            } else {
+                (0.5 * (l - r) / d).clamp(-0.5, 0.5)
+            }
+        };
+        let (xi, yi) = (px as isize, py as isize);
+        let sx = refine(at(xi - 1, yi), best, at(xi + 1, yi));
+        let sy = refine(at(xi, yi - 1), best, at(xi, yi + 1));
+        let wrap = |p: usize, n: usize| {
+            if p > n / 2 {
+                p as f32 - n as f32
+            } else {
+                p as f32
+            }
+        };
+        let found = (
+            (wrap(px, AW) + sx) / AW as f32,
+            (wrap(py, AH) + sy) / AH as f32,
+            (best / n).clamp(0.0, 1.0),
+        );
+        self.scratch = cross;
+        found
+    }
+
     /// Adds the next frame, given as its full-size luma plane, shown at time `t`.
     pub fn push_luma(&mut self, luma: &Luma, t: f64) -> FrameMotion {
         self.push(&thumbnail(luma, AW, AH), t)
@@ -118,54 +183,11 @@ impl MotionEstimator {
             ..Default::default()
         };
         if let Some(prev) = self.prev_spec.take() {
-            // Normalised cross-power spectrum; its inverse peaks at the shift.
-            let mut cross = std::mem::take(&mut self.scratch);
-            for ((c, a), b) in cross.iter_mut().zip(&spec).zip(&prev) {
-                let v = a * b.conj();
-                let mag = v.norm();
-                *c = if mag > 1e-6 {
-                    v / mag
-                } else {
-                    Complex32::default()
-                };
+            (m.dx, m.dy, m.confidence) = self.correlate(&spec, &prev);
+            if let Some(prev2) = self.prev2_spec.take() {
+                (m.skip_dx, m.skip_dy, m.skip_confidence) = self.correlate(&spec, &prev2);
             }
-            self.fft2(&mut cross, true);
-            let (mut best, mut bi) = (f32::MIN, 0usize);
-            for (i, c) in cross.iter().enumerate() {
-                if c.re > best {
-                    best = c.re;
-                    bi = i;
-                }
-            }
-            let (px, py) = (bi % AW, bi / AW);
-            let at = |x: isize, y: isize| {
-                let x = x.rem_euclid(AW as isize) as usize;
-                let y = y.rem_euclid(AH as isize) as usize;
-                cross[y * AW + x].re
-            };
-            // Sub-pixel refinement by a parabola through the peak and its neighbours.
-            let refine = |l: f32, c: f32, r: f32| {
-                let d = l - 2.0 * c + r;
-                if d.abs() < 1e-9 {
-                    0.0
-                } else {
-                    (0.5 * (l - r) / d).clamp(-0.5, 0.5)
-                }
-            };
-            let (xi, yi) = (px as isize, py as isize);
-            let sx = refine(at(xi - 1, yi), best, at(xi + 1, yi));
-            let sy = refine(at(xi, yi - 1), best, at(xi, yi + 1));
-            let wrap = |p: usize, n: usize| {
-                if p > n / 2 {
-                    p as f32 - n as f32
-                } else {
-                    p as f32
-                }
-            };
-            m.dx = (wrap(px, AW) + sx) / AW as f32;
-            m.dy = (wrap(py, AH) + sy) / AH as f32;
-            m.confidence = (best / n).clamp(0.0, 1.0);
-            self.scratch = cross;
+            self.prev2_spec = Some(prev);
             m.diff = pix
                 .iter()
                 .zip(&self.prev_pix)
@@ -274,5 +296,23 @@ mod tests {
         let r = m.push(&texture(-3.0, 2.0), 2.0 / 30.0);
         assert!(r.dx.abs() < 0.01 && r.dy.abs() < 0.01);
         assert_eq!(r.diff, 0.0);
+    }
+
+    #[test]
+    fn the_shift_across_a_smeared_frame_is_measured_between_the_sharp_ones() {
+        let mut m = MotionEstimator::new();
+        m.push(&texture(0.0, 0.0), 0.0);
+        // A whip: four ghosts of the picture along a 40-px move, averaged into one frame.
+        let ghosts: Vec<Vec<u8>> = (0..4).map(|i| texture(-10.0 * i as f32, 0.0)).collect();
+        let smeared: Vec<u8> = (0..AW * AH)
+            .map(|i| (ghosts.iter().map(|g| g[i] as u32).sum::<u32>() / 4) as u8)
+            .collect();
+        let first = m.push(&smeared, 1.0 / 30.0);
+        assert_eq!(first.skip_confidence, 0.0, "no frame two before");
+        let r = m.push(&texture(-40.0, 0.0), 2.0 / 30.0);
+        let across = r.skip_dx * AW as f32;
+        assert!((across - 40.0).abs() < 1.0, "across {across}");
+        assert!(r.skip_dy.abs() * (AH as f32) < 1.0);
+        assert!(r.skip_confidence > 0.15, "{}", r.skip_confidence);
     }
 }

@@ -120,6 +120,9 @@ pub(super) struct DetectStage<'a> {
     timing: StageTiming,
     /// Per recent frame, the camera's shift onto it from the frame before, in pixels.
     shifts: VecDeque<(u64, (f32, f32))>,
+    /// Frames just past a smeared one whose shift in `shifts` carries the rest of the move
+    /// across the smear: the shift measured onto each, which is what smeared it.
+    measured: std::collections::BTreeMap<u64, (f32, f32)>,
     /// Frames onto which no camera shift explains the change (see [`unexplained`]).
     blind: VecDeque<u64>,
     /// Where the camera jolted (boxes not detected there reach along the jolt).
@@ -130,6 +133,8 @@ pub(super) struct DetectStage<'a> {
     /// Tracks carried by the camera alone, confirmed or let go by their detector's next pass.
     unsure: camera::Unsure,
     last_sharpness: f32,
+    /// The sharpness of the frame before that.
+    sharpness_before: f32,
     window: VecDeque<Pending>,
     lookahead: usize,
     scheduler: Scheduler,
@@ -210,11 +215,13 @@ impl<'a> DetectStage<'a> {
             thumbs: HashMap::new(),
             timing: StageTiming::default(),
             shifts: VecDeque::new(),
+            measured: Default::default(),
             blind: VecDeque::new(),
             jolts: Default::default(),
             carried: Default::default(),
             unsure: Default::default(),
             last_sharpness: 0.0,
+            sharpness_before: 0.0,
             window: VecDeque::new(),
             lookahead,
             scheduler: Scheduler::new(opts.cadence, geo.fps),

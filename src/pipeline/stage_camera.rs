@@ -131,22 +131,54 @@ fn reach(b: BBox, (kx, ky): (f32, f32)) -> BBox {
     )
 }
 
+/// Smallest phase-correlation peak of the shift across a smeared frame (from the sharp frame
+/// before it) that replaces the shifts read through the smear.
+const SKIP_MIN_PEAK: f32 = 0.1;
+
 impl DetectStage<'_> {
     pub(super) fn record_shift(&mut self, index: u64, m: &FrameMotion) {
         // The first frame, and frames the estimator is unsure of, give no hint.
-        let shift = if m.confidence > 0.02 {
-            (m.dx * self.w as f32, m.dy * self.h as f32)
+        let (w, h) = (self.w as f32, self.h as f32);
+        let mut shift = if m.confidence > 0.02 {
+            (m.dx * w, m.dy * h)
         } else {
             (0.0, 0.0)
         };
-        self.shifts.push_back((index, shift));
         // A frame suddenly much blurrier than the one before, with the picture changed: a
         // whip or a jolt smeared it (the shift estimate cannot be trusted there).
         let smeared = m.diff > 10.0 && m.sharpness < 0.5 * self.last_sharpness;
-        if index > 0 && (crate::schedule::unexplained(m) || smeared) {
+        let blind = index > 0 && (crate::schedule::unexplained(m) || smeared);
+        // Past one such frame, between sharp frames (this one as sharp as the one before the
+        // smear, within a half): the shift across both, measured from the sharp frame before
+        // it, is what the two shifts must add up to (a smeared frame's own reads short: its
+        // ghosts correlate at fractions of the move). What the camera did within the smear is
+        // not known; the hull there covers it (see `motion_cover`).
+        let before = index.checked_sub(1);
+        if !blind
+            && before.is_some_and(|b| b > 0 && self.blind.back() == Some(&b))
+            && !self.blind.contains(&(index - 2))
+            && m.sharpness >= 0.5 * self.sharpness_before
+            && m.skip_confidence >= SKIP_MIN_PEAK
+        {
+            let so_far = self.shift_at(index - 1);
+            let across = (m.skip_dx * w, m.skip_dy * h);
+            tracing::trace!(
+                index,
+                ?so_far,
+                ?shift,
+                ?across,
+                peak = m.skip_confidence,
+                "across a smear"
+            );
+            self.measured.insert(index, shift);
+            shift = (across.0 - so_far.0, across.1 - so_far.1);
+        }
+        self.shifts.push_back((index, shift));
+        if blind {
             self.blind.push_back(index);
         }
         self.jolts.record(index, m, (self.w as f32, self.h as f32));
+        self.sharpness_before = self.last_sharpness;
         self.last_sharpness = m.sharpness;
         // Kept for the window and, behind it, as far as a track's box is held after its last
         // detection (see `carry`).
@@ -202,7 +234,8 @@ impl DetectStage<'_> {
                     continue;
                 }
                 if let Some(b) = t.seen_at(index - 1) {
-                    match crate::follow::follow(&prev_l, &cur_l, &b, hint) {
+                    let resize = t.class == Class::Face;
+                    match crate::follow::follow_sized(&prev_l, &cur_l, &b, hint, resize) {
                         Some((nb, _)) => {
                             t.followed.insert(index, nb);
                         }
@@ -252,7 +285,8 @@ impl DetectStage<'_> {
                 // first detected).
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
                     let pl = luma(&p.frame);
-                    match crate::follow::follow(&next_l, &pl, &b, (-sx, -sy)) {
+                    let resize = t.class == Class::Face;
+                    match crate::follow::follow_sized(&next_l, &pl, &b, (-sx, -sy), resize) {
                         Some((nb, _)) => {
                             step = Some((nb.x1 - b.x1, nb.y1 - b.y1));
                             t.followed.insert(p.index, nb);
@@ -300,7 +334,17 @@ impl DetectStage<'_> {
     ) -> Vec<(u32, Class, BBox)> {
         // A fast camera smears what it films along its motion: the mask grows by half the
         // frame's shift on each side along it, so the smear stays inside.
-        let (sx, sy) = self.shift_at(index);
+        while self
+            .measured
+            .first_key_value()
+            .is_some_and(|m| *m.0 < index)
+        {
+            self.measured.pop_first();
+        }
+        let (sx, sy) = match self.measured.get(&index) {
+            Some(&own) => own,
+            None => self.shift_at(index),
+        };
         let (gx, gy) = (sx.abs() / 2.0, sy.abs() / 2.0);
         let fast = sx.hypot(sy) > crate::schedule::MOVING * self.w.max(self.h) as f32;
         let mut grown: Vec<(u32, Class, BBox)> = boxes
@@ -333,12 +377,26 @@ impl DetectStage<'_> {
             self.blind.pop_front();
         }
         if self.blind.front() == Some(&index) {
-            for j in [index.wrapping_sub(1), index + 1] {
-                for (id, c, b) in self.boxes_at(j) {
-                    match grown.iter_mut().find(|g| g.0 == id) {
-                        Some(g) => g.2 = g.2.union(&b),
-                        None => grown.push((id, c, b)),
-                    }
+            let before = self.boxes_at(index.wrapping_sub(1));
+            let after = self.boxes_at(index + 1);
+            // A track on one side only, that the camera's move across the smear takes out of
+            // the frame (or brought in), smeared across the frame's edge: its other end is
+            // where the move carries it, outside.
+            let (dx, dy) = self.carry(index.saturating_sub(1), index + 1);
+            let (w, h) = (self.w as f32, self.h as f32);
+            let cut = |b: &BBox| b.clip(w, h).area() < b.area() - 0.5;
+            let moved = |from: &[(u32, Class, BBox)], to: &[(u32, Class, BBox)], k: f32| {
+                from.iter()
+                    .filter(|f| !to.iter().any(|t| t.0 == f.0))
+                    .map(|&(id, c, b)| (id, c, b.map(1.0, 1.0, k * dx, k * dy)))
+                    .filter(|m| cut(&m.2))
+                    .collect::<Vec<_>>()
+            };
+            let (gone, came) = (moved(&before, &after, 1.0), moved(&after, &before, -1.0));
+            for (id, c, b) in [before, after, gone, came].into_iter().flatten() {
+                match grown.iter_mut().find(|g| g.0 == id) {
+                    Some(g) => g.2 = g.2.union(&b),
+                    None => grown.push((id, c, b)),
                 }
             }
         }
