@@ -66,6 +66,9 @@ pub(super) const CONFIRM_MIN_PX: f32 = 48.0;
 /// Without it a 23x50-px plate at 1080p, 17 px tall in that look and missed by one sample after
 /// a jolt, was let go and leaked.
 pub(super) const PLATE_CONFIRM_MIN_PX: f32 = 24.0;
+/// A plate track found only once is no longer followed after this many steady, sharp plate
+/// samples have not found it again.
+const ONCE_MISSES: u8 = 2;
 
 /// Tracks that the camera's shift alone carried (blur or a whip defeated the appearance
 /// match), and whether they are still followed. Carried by a wrong shift, a track lands on the
@@ -78,6 +81,8 @@ pub(super) const PLATE_CONFIRM_MIN_PX: f32 = 24.0;
 pub(in crate::pipeline) struct Unsure {
     carried: BTreeSet<u32>,
     unfollowed: BTreeSet<u32>,
+    /// Plate tracks found once, and how many steady, sharp samples since have not found them.
+    once: std::collections::BTreeMap<u32, u8>,
 }
 
 impl Unsure {
@@ -107,8 +112,15 @@ impl Unsure {
             if t.detected_at(index) {
                 self.carried.remove(&t.id);
                 self.unfollowed.remove(&t.id);
+                self.once.remove(&t.id);
             } else if steady && sharp && large && self.carried.remove(&t.id) {
                 self.unfollowed.insert(t.id);
+            } else if steady && sharp && large && t.class == Class::Plate && t.dets.len() == 1 {
+                let n = self.once.entry(t.id).or_insert(0);
+                *n += 1;
+                if *n >= ONCE_MISSES {
+                    self.unfollowed.insert(t.id);
+                }
             }
         }
     }
@@ -117,6 +129,7 @@ impl Unsure {
     pub(super) fn retire(&mut self, id: u32) {
         self.carried.remove(&id);
         self.unfollowed.remove(&id);
+        self.once.remove(&id);
     }
 }
 
@@ -416,6 +429,44 @@ mod tests {
             diff: 20.0,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_plate_found_once_is_let_go_after_two_steady_samples_miss_it() {
+        use crate::detect::Detection;
+        use crate::track::TrackConfig;
+        let plate = |x: f32| Detection {
+            class: Class::Plate,
+            bbox: BBox::from_xywh(x, 200.0, 90.0, 30.0),
+            score: 0.5,
+        };
+        let mut plates = Tracker::with_first_id(TrackConfig::default(), 100_000);
+        plates.update(0, Class::Plate, &[plate(100.0), plate(400.0)]);
+        let mut u = Unsure::default();
+        let still = motion(0.0, 0.0, 0.95);
+        // Sample 1: the plate at 400 is found again, the one at 100 is not.
+        plates.update(3, Class::Plate, &[plate(401.0)]);
+        u.after_pass(&plates, 3, (&still, true), PLATE_CONFIRM_MIN_PX);
+        assert!(u.follows(100_000) && u.follows(100_001));
+        // A moving or smeared sample decides nothing; too small a plate is never let go.
+        plates.update(6, Class::Plate, &[]);
+        u.after_pass(
+            &plates,
+            6,
+            (&motion(0.05, 0.0, 0.9), true),
+            PLATE_CONFIRM_MIN_PX,
+        );
+        u.after_pass(&plates, 6, (&still, false), PLATE_CONFIRM_MIN_PX);
+        u.after_pass(&plates, 6, (&still, true), 40.0);
+        assert!(u.follows(100_000));
+        // The second steady, sharp miss lets the plate found once go; the one found twice stays.
+        u.after_pass(&plates, 6, (&still, true), PLATE_CONFIRM_MIN_PX);
+        assert!(!u.follows(100_000));
+        assert!(u.follows(100_001));
+        // Found again, it is followed again.
+        plates.update(9, Class::Plate, &[plate(100.0)]);
+        u.after_pass(&plates, 9, (&still, true), PLATE_CONFIRM_MIN_PX);
+        assert!(u.follows(100_000));
     }
 
     #[test]
