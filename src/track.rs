@@ -340,6 +340,11 @@ impl Tracker {
         out
     }
 
+    /// The frame's size, where the tracker knows it.
+    pub fn frame_size(&self) -> Option<(f32, f32)> {
+        self.frame
+    }
+
     /// The live tracks, for following them into other frames.
     pub fn tracks(&self) -> &[Track] {
         &self.tracks

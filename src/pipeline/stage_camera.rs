@@ -66,6 +66,8 @@ pub(super) const CONFIRM_MIN_PX: f32 = 48.0;
 /// Without it a 23x50-px plate at 1080p, 17 px tall in that look and missed by one sample after
 /// a jolt, was let go and leaked.
 pub(super) const PLATE_CONFIRM_MIN_PX: f32 = 24.0;
+/// A match (ZNCC) under this, onto a smeared frame, leaves a track unsure (see [`Unsure`]).
+const SMEARED_MATCH: f32 = 0.8;
 /// A plate track found only once is no longer followed after this many steady, sharp plate
 /// samples have not found it again.
 const ONCE_MISSES: u8 = 2;
@@ -107,8 +109,14 @@ impl Unsure {
         min_height: f32,
     ) {
         let steady = m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK;
+        // A box mostly outside the frame holds too little of its object for the pass to find.
+        let in_view = |b: BBox| match tracks.frame_size() {
+            Some((w, h)) => b.clip(w, h).area() >= 0.5 * b.area(),
+            None => true,
+        };
         for t in tracks.tracks() {
-            let large = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) >= min_height;
+            let large = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) >= min_height
+                && t.seen_at(index).map_or(true, in_view);
             if t.detected_at(index) {
                 self.carried.remove(&t.id);
                 self.unfollowed.remove(&t.id);
@@ -237,6 +245,7 @@ impl DetectStage<'_> {
         };
         let (prev_l, cur_l) = (luma(&prev.frame), luma(cur));
         let hint = self.shift_at(index);
+        let smeared = self.blind.back() == Some(&index);
         let max = self.opts.follow_frames as u64;
         for tracker in [&mut self.faces, &mut self.plates] {
             for t in tracker.tracks_mut() {
@@ -249,8 +258,14 @@ impl DetectStage<'_> {
                 if let Some(b) = t.seen_at(index - 1) {
                     let resize = t.class == Class::Face;
                     match crate::follow::follow_sized(&prev_l, &cur_l, &b, hint, resize) {
-                        Some((nb, _)) => {
+                        Some((nb, score)) => {
                             t.followed.insert(index, nb);
+                            // Across a smeared frame a weak match may be the smear of
+                            // something else: the next steady pass confirms the track or lets
+                            // it go.
+                            if smeared && score < SMEARED_MATCH {
+                                self.unsure.carried(t.id);
+                            }
                         }
                         // Blur defeats the appearance match in a shake or a whip; the camera's
                         // motion still places the object, until it has left the frame.
@@ -467,6 +482,19 @@ mod tests {
         plates.update(9, Class::Plate, &[plate(100.0)]);
         u.after_pass(&plates, 9, (&still, true), PLATE_CONFIRM_MIN_PX);
         assert!(u.follows(100_000));
+        // A plate mostly outside the frame (a third of it in view) is never let go: the pass
+        // cannot find what it does not see.
+        let mut edge =
+            Tracker::with_first_id(TrackConfig::default(), 200_000).with_frame(640.0, 360.0);
+        edge.update(0, Class::Plate, &[plate(-60.0)]);
+        edge.tracks_mut()[0]
+            .followed
+            .insert(3, BBox::from_xywh(-60.0, 200.0, 90.0, 30.0));
+        let mut u = Unsure::default();
+        for _ in 0..3 {
+            u.after_pass(&edge, 3, (&still, true), PLATE_CONFIRM_MIN_PX);
+        }
+        assert!(u.follows(200_000));
     }
 
     #[test]
