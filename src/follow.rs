@@ -222,8 +222,10 @@ pub fn follow_sized(
     // A box wholly in view may also change size: the object came nearer or went away.
     if resize && c.area() >= b.area() - 0.5 && score >= SCALE_MIN_SCORE {
         let size = (tx1 - tx0, ty1 - ty0);
-        if let Some(better) = rescaled(&t, size, cur, &moved, (fw, fh)) {
-            return Some(better);
+        if let Some((better, v)) = rescaled(&t, size, cur, &moved, (fw, fh)) {
+            // The match's strength is the translation's, which passed; the other size only
+            // matched better.
+            return Some((better, v.max(score)));
         }
     }
     Some((moved, score))
@@ -251,7 +253,7 @@ fn rescaled(
     (fw, fh): (usize, usize),
 ) -> Option<(BBox, f32)> {
     // A large box is looked at on a reduced copy of the region its sizes and placements
-    // reach, about three frame pixels a working pixel: the 45 looks then cost little
+    // reach, about three of the copy's pixels a working pixel: the 45 looks then cost little
     // whatever the face's size.
     let f = (3.0 * t.w.max(t.h) as f32 / size.0.max(size.1) as f32).min(1.0);
     if f >= 1.0 {

@@ -152,6 +152,35 @@ fn reach(b: BBox, (kx, ky): (f32, f32)) -> BBox {
     )
 }
 
+/// A followed face's box is kept at least this share of the width and height of the detection
+/// it was followed from: resizing follows a face that nears or leaves, but a chain of small
+/// shrinks on noise would leave part of the face out; a box too large only costs picture.
+const MIN_FOLLOWED_SIZE: f32 = 0.7;
+
+/// `b` grown about its centre, where needed, to [`MIN_FOLLOWED_SIZE`] of `det`'s size.
+fn no_smaller(b: BBox, det: &BBox) -> BBox {
+    let k = (MIN_FOLLOWED_SIZE * det.width() / b.width().max(1e-3))
+        .max(MIN_FOLLOWED_SIZE * det.height() / b.height().max(1e-3));
+    if k > 1.0 {
+        b.scaled(k)
+    } else {
+        b
+    }
+}
+
+/// The shift onto the frame after a smeared one that makes the shifts read onto both (`so_far`
+/// onto the smeared frame, `read` onto this one) add up to the move measured `across` both
+/// from the sharp frame before; None where that measurement is not to be trusted over them:
+/// ghosts make a smeared frame's shift read short, never long nor the other way, so the move
+/// across must point the way the two read (a move over half the frame wraps round to the
+/// other way in the correlation; a burnt-in overlay pulls it to none) and be at least as long.
+fn rest_of_move(so_far: (f32, f32), read: (f32, f32), across: (f32, f32)) -> Option<(f32, f32)> {
+    let sum = (so_far.0 + read.0, so_far.1 + read.1);
+    let along = across.0 * sum.0 + across.1 * sum.1;
+    let longer = across.0.hypot(across.1) >= sum.0.hypot(sum.1);
+    (along > 0.0 && longer).then_some((across.0 - so_far.0, across.1 - so_far.1))
+}
+
 /// Smallest phase-correlation peak of the shift across a smeared frame (from the sharp frame
 /// before it) that replaces the shifts read through the smear.
 const SKIP_MIN_PEAK: f32 = 0.1;
@@ -191,8 +220,10 @@ impl DetectStage<'_> {
                 peak = m.skip_confidence,
                 "across a smear"
             );
-            self.measured.insert(index, shift);
-            shift = (across.0 - so_far.0, across.1 - so_far.1);
+            if let Some(rest) = rest_of_move(so_far, shift, across) {
+                self.measured.insert(index, shift);
+                shift = rest;
+            }
         }
         self.shifts.push_back((index, shift));
         if blind {
@@ -259,6 +290,7 @@ impl DetectStage<'_> {
                     let resize = t.class == Class::Face;
                     match crate::follow::follow_sized(&prev_l, &cur_l, &b, hint, resize) {
                         Some((nb, score)) => {
+                            let nb = no_smaller(nb, &t.dets[t.dets.len() - 1].1);
                             t.followed.insert(index, nb);
                             // Across a smeared frame a weak match may be the smear of
                             // something else: the next steady pass confirms the track or lets
@@ -316,7 +348,10 @@ impl DetectStage<'_> {
                     let resize = t.class == Class::Face;
                     match crate::follow::follow_sized(&next_l, &pl, &b, (-sx, -sy), resize) {
                         Some((nb, _)) => {
-                            step = Some((nb.x1 - b.x1, nb.y1 - b.y1));
+                            let nb = no_smaller(nb, &t.dets[0].1);
+                            // Centre to centre: a face's box may also change size.
+                            let ((nx, ny), (bx, by)) = (nb.center(), b.center());
+                            step = Some((nx - bx, ny - by));
                             t.followed.insert(p.index, nb);
                             b = nb;
                             next_l = pl;
@@ -444,6 +479,31 @@ mod tests {
             diff: 20.0,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_followed_box_shrinks_to_no_less_than_most_of_its_detection() {
+        let det = BBox::from_xywh(100.0, 100.0, 80.0, 100.0);
+        let small = BBox::from_xywh(120.0, 120.0, 30.0, 50.0);
+        let kept = no_smaller(small, &det);
+        let k = MIN_FOLLOWED_SIZE;
+        assert!(kept.width() >= k * 80.0 - 1e-3 && kept.height() >= k * 100.0 - 1e-3);
+        assert_eq!(kept.center(), small.center());
+        let near = BBox::from_xywh(90.0, 90.0, 100.0, 120.0);
+        assert_eq!(no_smaller(near, &det), near);
+    }
+
+    #[test]
+    fn the_move_across_a_smear_replaces_the_short_shifts_only_when_it_agrees_with_them() {
+        // Read 62 then 16 px left; measured 266 px left across both: the frame after takes
+        // the rest, 204 px.
+        let rest = rest_of_move((-62.0, 0.0), (-16.0, 0.0), (-266.0, 0.5)).unwrap();
+        assert!((rest.0 + 204.0).abs() < 1e-3 && (rest.1 - 0.5).abs() < 1e-3);
+        // The other way (a move over half the frame wrapped round), none (an overlay), or
+        // shorter than what the frames read: not trusted.
+        assert!(rest_of_move((-62.0, 0.0), (-16.0, 0.0), (290.0, 0.0)).is_none());
+        assert!(rest_of_move((-62.0, 0.0), (-16.0, 0.0), (0.0, 0.0)).is_none());
+        assert!(rest_of_move((-62.0, 0.0), (-16.0, 0.0), (-50.0, 0.0)).is_none());
     }
 
     #[test]
