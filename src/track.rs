@@ -2,7 +2,7 @@
 //! on every frame between its detections (boxes interpolated), and a few frames before its first
 //! and after its last detection. Frames whose boxes can still change are not final.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -74,6 +74,12 @@ pub struct Track {
     /// Boxes found by following the track's appearance on frames without a detection
     /// (`crate::follow`), before, between and after its detections.
     pub followed: BTreeMap<u64, BBox>,
+    /// Frames where a pass of the track's detector over the whole of a steady, sharp frame
+    /// did not find it although it was large enough to be found there, while the track was
+    /// unsure (see `pipeline::stage_camera::Unsure`): its detections are not bridged, nor its
+    /// nearest detection held, across such a frame.
+    #[serde(skip)]
+    pub absent: BTreeSet<u64>,
 }
 
 impl Track {
@@ -130,11 +136,20 @@ impl Track {
         if frame + (cfg.extend_before as u64) < first || frame > last + (cfg.extend_after as u64) {
             return None;
         }
+        // Seen missing between here and the nearest detection (exclusive): nothing to bridge
+        // or hold across that frame.
+        let missing = |lo: u64, hi: u64| lo < hi && self.absent.range(lo..hi).next().is_some();
         if frame <= first {
+            if missing(frame, first) {
+                return None;
+            }
             let (dx, dy) = carry(frame, first);
             return Some(self.dets[0].1.map(1.0, 1.0, -dx, -dy));
         }
         if frame >= last {
+            if missing(last + 1, frame + 1) {
+                return None;
+            }
             let (dx, dy) = carry(last, frame);
             return Some(self.dets[self.dets.len() - 1].1.map(1.0, 1.0, dx, dy));
         }
@@ -144,6 +159,19 @@ impl Track {
             return Some(ba);
         }
         let (fb, bb, _) = self.dets[i];
+        if missing(fa + 1, fb) {
+            // The gap is cut where the track was seen missing: each side is held as a
+            // track's end would be.
+            if !missing(fa + 1, frame + 1) && frame - fa <= cfg.extend_after as u64 {
+                let (dx, dy) = carry(fa, frame);
+                return Some(ba.map(1.0, 1.0, dx, dy));
+            }
+            if !missing(frame, fb) && fb - frame <= cfg.extend_before as u64 {
+                let (dx, dy) = carry(frame, fb);
+                return Some(bb.map(1.0, 1.0, -dx, -dy));
+            }
+            return None;
+        }
         // Interpolate between the nearest known boxes, followed ones included: after a link
         // made through following, the detections alone can be far apart and far off the path.
         let (fa, ba) = self
@@ -295,6 +323,7 @@ impl Tracker {
                     class,
                     dets: vec![(frame, d.bbox, d.score)],
                     followed: BTreeMap::new(),
+                    absent: BTreeSet::new(),
                 });
                 self.next_id += 1;
             }
@@ -405,6 +434,40 @@ mod tests {
             bbox: BBox::from_xywh(x, 10.0, 20.0, 20.0),
             score: 0.9,
         }
+    }
+
+    #[test]
+    fn a_track_is_neither_bridged_nor_held_across_a_frame_it_was_seen_missing_on() {
+        let cfg = TrackConfig {
+            max_gap: 12,
+            extend_before: 3,
+            extend_after: 3,
+            min_iou: 0.15,
+        };
+        let d = |x: f32| Detection {
+            class: Class::Face,
+            bbox: BBox::from_xywh(x, 0.0, 10.0, 10.0),
+            score: 0.9,
+        };
+        let mut tr = Tracker::new(cfg);
+        tr.update(0, Class::Face, &[d(100.0)]);
+        tr.update(10, Class::Face, &[d(100.0)]);
+        let still = |_: u64, _: u64| (0.0, 0.0);
+        let at = |t: &Track, f: u64| t.box_at(f, &cfg, &still).map(|b| b.x1);
+        let t = &tr.tracks()[0];
+        assert!((1..10).all(|f| at(t, f).is_some()));
+        let mut t = t.clone();
+        t.absent.insert(5);
+        // Each side of the cut is held as a track's end (3 frames), the cut frame has none.
+        let held: Vec<u64> = (0..=14).filter(|&f| at(&t, f).is_some()).collect();
+        assert_eq!(held, [0, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13]);
+        // Before the first detection and after the last alike.
+        t.absent.insert(12);
+        t.absent.insert(0);
+        assert_eq!(at(&t, 11), Some(100.0));
+        assert_eq!(at(&t, 12), None);
+        assert_eq!(at(&t, 13), None);
+        assert_eq!(at(&t, 0), Some(100.0));
     }
 
     #[test]

@@ -353,6 +353,7 @@ impl<'a> DetectStage<'a> {
         // Retire tracks that can no longer reach unfinished frames.
         if let Some(front) = self.window.front() {
             let front = front.index;
+            self.unsure.forget_before(front);
             for t in self
                 .faces
                 .retire_before(front)
@@ -543,20 +544,31 @@ impl<'a> DetectStage<'a> {
             return;
         };
         let (det, target_long, min_px, tracks) = match (class, &dets.plate) {
-            (Class::Plate, Some(plate)) => (plate, 0, camera::PLATE_CONFIRM_MIN_PX, &self.plates),
+            (Class::Plate, Some(plate)) => {
+                (plate, 0, camera::PLATE_CONFIRM_MIN_PX, &mut self.plates)
+            }
             (Class::Plate, None) => return,
             _ => (
                 &dets.face,
                 self.opts.opts.detect_size,
                 camera::CONFIRM_MIN_PX,
-                &self.faces,
+                &mut self.faces,
             ),
         };
         let (iw, ih) = det.input_size(self.w, self.h, target_long);
         let scale = (iw.max(ih) as f32 / self.w.max(self.h).max(1) as f32).min(1.0);
         let sharp = !self.blind.contains(&index);
-        self.unsure
-            .after_pass(tracks, index, (motion, sharp), min_px / scale);
+        let (missed, trusted) =
+            self.unsure
+                .after_pass(tracks, index, (motion, sharp), min_px / scale);
+        if class == Class::Face && trusted {
+            self.unsure.steady_face(index);
+        }
+        for t in tracks.tracks_mut() {
+            if missed.contains(&t.id) {
+                t.absent.insert(index);
+            }
+        }
     }
 
     /// The full-frame face passes (a keyframe).

@@ -72,6 +72,12 @@ const SMEARED_MATCH: f32 = 0.8;
 /// samples have not found it again.
 const ONCE_MISSES: u8 = 2;
 
+/// Whether a pass over a frame whose camera motion was `m` (`sharp`: the frame is not
+/// smeared) can confirm or let go a track (see [`Unsure`]).
+pub(super) fn steady_sharp(m: &FrameMotion, sharp: bool) -> bool {
+    sharp && m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK
+}
+
 /// Tracks that the camera's shift alone carried (blur or a whip defeated the appearance
 /// match), and whether they are still followed. Carried by a wrong shift, a track lands on the
 /// background, and following would then hold a box on it for up to `--follow` seconds. So the
@@ -85,6 +91,10 @@ pub(in crate::pipeline) struct Unsure {
     unfollowed: BTreeSet<u32>,
     /// Plate tracks found once, and how many steady, sharp samples since have not found them.
     once: std::collections::BTreeMap<u32, u8>,
+    /// Tracks found by a pass on a steady, sharp frame.
+    confirmed: BTreeSet<u32>,
+    /// Recent frames whose face pass ran on a steady, sharp frame.
+    steady_faces: BTreeSet<u64>,
 }
 
 impl Unsure {
@@ -100,36 +110,89 @@ impl Unsure {
 
     /// After a pass of the detector of `tracks` over the whole of frame `index`, whose camera
     /// motion was `m`; `sharp`: the frame is not smeared; `min_height`: how tall (in frame
-    /// pixels) a track's object must be for that pass to find it, and so to be let go.
+    /// pixels) a track's object must be for that pass to find it, and so to be let go. Returns
+    /// the faces only ever found on moving or smeared frames that the pass did not find (let
+    /// go, and seen missing on this frame), and whether the pass is trusted to show what is
+    /// not there.
     pub(super) fn after_pass(
         &mut self,
         tracks: &Tracker,
         index: u64,
         (m, sharp): (&FrameMotion, bool),
         min_height: f32,
-    ) {
-        let steady = m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK;
+    ) -> (Vec<u32>, bool) {
+        let steady = steady_sharp(m, true);
         // A box mostly outside the frame holds too little of its object for the pass to find.
         let in_view = |b: BBox| match tracks.frame_size() {
             Some((w, h)) => b.clip(w, h).area() >= 0.5 * b.area(),
             None => true,
         };
+        let large = |t: &crate::track::Track| {
+            t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) >= min_height
+                && t.seen_at(index).map_or(true, in_view)
+        };
+        // The pass is trusted to show what is not there only where it found every confirmed
+        // track that following still sees on the frame: right after a jolt the detector can
+        // miss faces on a frame the shift calls steady.
+        let trusted = steady
+            && !tracks.tracks().iter().any(|t| {
+                self.confirmed.contains(&t.id)
+                    && !t.detected_at(index)
+                    && t.seen_at(index).is_some()
+                    && large(t)
+            });
+        let mut missed = Vec::new();
         for t in tracks.tracks() {
-            let large = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) >= min_height
-                && t.seen_at(index).map_or(true, in_view);
+            let large = large(t);
             if t.detected_at(index) {
                 self.carried.remove(&t.id);
                 self.unfollowed.remove(&t.id);
                 self.once.remove(&t.id);
-            } else if steady && sharp && large && self.carried.remove(&t.id) {
+                if steady && sharp {
+                    self.confirmed.insert(t.id);
+                }
+            } else if !(steady && sharp && large) {
+                continue;
+            } else if trusted && t.class == Class::Face && !self.confirmed.contains(&t.id) {
+                // A face only ever found on moving or smeared frames (a whip's ghost copies
+                // look like faces to the detector), not found on a steady, sharp frame: it is
+                // not there.
+                self.carried.remove(&t.id);
                 self.unfollowed.insert(t.id);
-            } else if steady && sharp && large && t.class == Class::Plate && t.dets.len() == 1 {
+                missed.push(t.id);
+            } else if self.carried.remove(&t.id) {
+                self.unfollowed.insert(t.id);
+            } else if t.class == Class::Plate && t.dets.len() == 1 {
                 let n = self.once.entry(t.id).or_insert(0);
                 *n += 1;
                 if *n >= ONCE_MISSES {
                     self.unfollowed.insert(t.id);
                 }
             }
+        }
+        (missed, trusted)
+    }
+
+    /// Whether track `id` was found by a pass on a steady, sharp frame.
+    pub(super) fn confirmed(&self, id: u32) -> bool {
+        self.confirmed.contains(&id)
+    }
+
+    /// The face pass ran on frame `index`, steady and sharp ([`steady_sharp`]).
+    pub(super) fn steady_face(&mut self, index: u64) {
+        self.steady_faces.insert(index);
+    }
+
+    /// Whether the face pass ran on frame `index`, steady and sharp (its recent frames only:
+    /// see [`Unsure::forget_before`]).
+    pub(super) fn steady_face_pass(&self, index: u64) -> bool {
+        self.steady_faces.contains(&index)
+    }
+
+    /// Frames before `index` are finished.
+    pub(super) fn forget_before(&mut self, index: u64) {
+        while self.steady_faces.first().is_some_and(|&f| f < index) {
+            self.steady_faces.pop_first();
         }
     }
 
@@ -138,6 +201,7 @@ impl Unsure {
         self.carried.remove(&id);
         self.unfollowed.remove(&id);
         self.once.remove(&id);
+        self.confirmed.remove(&id);
     }
 }
 
@@ -343,7 +407,15 @@ impl DetectStage<'_> {
                 // Back through every frame still in the window (it holds at least a plate
                 // interval and a keyframe interval, which is how late a new object can be
                 // first detected).
+                // A face first found on a moving or smeared frame may be a whip's ghost: a
+                // steady, sharp face pass before it that found nothing there is where it ends
+                // (a real face there would have been found, or linked to its track).
+                let unconfirmed = t.class == Class::Face && !self.unsure.confirmed(t.id);
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
+                    if unconfirmed && self.unsure.steady_face_pass(p.index) {
+                        t.absent.insert(p.index);
+                        break;
+                    }
                     let pl = luma(&p.frame);
                     let resize = t.class == Class::Face;
                     match crate::follow::follow_sized(&next_l, &pl, &b, (-sx, -sy), resize) {
@@ -600,6 +672,48 @@ mod tests {
         assert!(u.follows(1));
         u.after_pass(&faces, 5, (&still, true), full);
         assert!(!u.follows(1));
+    }
+
+    #[test]
+    fn a_face_found_only_during_a_whip_is_let_go_by_a_trusted_steady_pass_that_misses_it() {
+        use crate::detect::Detection;
+        use crate::track::TrackConfig;
+        let face = |x: f32| Detection {
+            class: Class::Face,
+            bbox: BBox::from_xywh(x, 50.0, 60.0, 60.0),
+            score: 0.9,
+        };
+        let mut faces = Tracker::new(TrackConfig::default());
+        let mut u = Unsure::default();
+        let (whip, still) = (motion(0.2, 0.0, 0.1), motion(0.0, 0.0, 0.95));
+        // A real face (track 0) and a ghost copy of it (track 1), found on a whip frame.
+        faces.update(0, Class::Face, &[face(100.0), face(300.0)]);
+        let (missed, trusted) = u.after_pass(&faces, 0, (&whip, true), CONFIRM_MIN_PX);
+        assert!(missed.is_empty() && !trusted);
+        // The first steady, sharp keyframe finds the face and not the ghost: the ghost is let
+        // go and seen missing there.
+        faces.update(1, Class::Face, &[face(101.0)]);
+        let (missed, trusted) = u.after_pass(&faces, 1, (&still, true), CONFIRM_MIN_PX);
+        assert!(trusted && u.confirmed(0) && !u.confirmed(1));
+        assert_eq!(missed, [1]);
+        assert!(u.follows(0) && !u.follows(1));
+        // A steady pass that misses a confirmed face the tracker still sees (followed there) is
+        // not trusted: the ghost of a later whip is not let go on it.
+        faces.update(2, Class::Face, &[face(500.0)]);
+        faces.tracks_mut()[0]
+            .followed
+            .insert(3, BBox::from_xywh(101.0, 50.0, 60.0, 60.0));
+        faces.update(3, Class::Face, &[]);
+        let (missed, trusted) = u.after_pass(&faces, 3, (&still, true), CONFIRM_MIN_PX);
+        assert!(!trusted && missed.is_empty() && u.follows(2));
+        // Too small to be found at the pass's scale, or a smeared frame: nothing decided.
+        faces.update(4, Class::Face, &[face(101.0)]);
+        let (missed, _) = u.after_pass(&faces, 4, (&still, false), CONFIRM_MIN_PX);
+        assert!(missed.is_empty());
+        let (missed, _) = u.after_pass(&faces, 4, (&still, true), 2.0 * CONFIRM_MIN_PX);
+        assert!(missed.is_empty() && u.follows(2));
+        let (missed, _) = u.after_pass(&faces, 4, (&still, true), CONFIRM_MIN_PX);
+        assert_eq!(missed, [1, 2]);
     }
 
     #[test]
