@@ -27,6 +27,9 @@ pub const MOVING: f32 = 0.01;
 pub const FAST: f32 = 0.04;
 /// Below this phase-correlation peak one global shift does not explain the frame.
 const UNSURE: f32 = 0.05;
+/// A phase-correlation peak from which a frame after fast motion is taken as at rest (see
+/// [`Scheduler::plan`]).
+const SETTLED_PEAK: f32 = 0.5;
 /// Mean absolute luma difference (0..255) that marks a cut when no shift explains it.
 const CUT_DIFF: f32 = 30.0;
 /// Frames a `Fast` or `Moving` pace is kept after the motion that set it (a shake or a pan
@@ -95,6 +98,9 @@ pub struct Scheduler {
     sides: [u64; 2],
     /// The last plate sample saw nothing plate-like (see [`Scheduler::plates_seen`]).
     quiet: bool,
+    /// Frames since the camera last moved fast, and whether it has come to rest since.
+    since_fast: u32,
+    settled: bool,
     frames: u64,
 }
 
@@ -111,6 +117,8 @@ impl Scheduler {
             plate_samples: 0,
             sides: [0; 2],
             quiet: false,
+            since_fast: u32::MAX,
+            settled: true,
             frames: 0,
         }
     }
@@ -141,6 +149,12 @@ impl Scheduler {
         } else {
             Pace::Steady
         };
+        if now == Pace::Fast {
+            self.since_fast = 0;
+            self.settled = false;
+        } else {
+            self.since_fast = self.since_fast.saturating_add(1);
+        }
         if now >= self.pace {
             self.pace = now;
             self.held = self.hold;
@@ -177,7 +191,20 @@ impl Scheduler {
         self.since_plate += 1;
         let key = first || cut || lost || self.since_key >= key_every.max(1);
         let hires = key && s.hires > 0 && (first || self.since_hires >= s.hires);
-        let plates = s.plate > 0 && (first || cut || self.since_plate >= plate_every.max(1));
+        // The first steady, sharp frame after a whip or a jolt: the plate tracks carried
+        // through it by a shift that reads short on smeared frames may lag their plates, and
+        // a plate that came into view during it has not been looked for; the next sample
+        // finds them where the camera came to rest.
+        let settling = s.adaptive
+            && !self.settled
+            && self.since_fast <= self.hold
+            && m.dx.hypot(m.dy) < MOVING
+            && m.confidence >= SETTLED_PEAK;
+        if settling {
+            self.settled = true;
+        }
+        let plates =
+            s.plate > 0 && (first || cut || settling || self.since_plate >= plate_every.max(1));
         if key {
             self.since_key = 0;
         }
@@ -279,6 +306,42 @@ mod tests {
         assert_eq!(keys, 15);
         let keys = (0..30).filter(|_| s.plan(&still(), false).key).count();
         assert!(keys <= 6, "{keys}");
+    }
+
+    #[test]
+    fn plates_are_sampled_where_the_camera_comes_to_rest_after_a_whip() {
+        let mut s = Scheduler::new(STEADY, 30.0);
+        let sharp = FrameMotion {
+            confidence: 0.9,
+            ..Default::default()
+        };
+        let mut plates = Vec::new();
+        for i in 0..60 {
+            // A whip on frames 20-22; a blurred frame 23, still reading low; at rest from 24.
+            let m = match i {
+                20..=22 => moving(0.2),
+                23 => FrameMotion {
+                    confidence: 0.3,
+                    ..Default::default()
+                },
+                _ => sharp,
+            };
+            if s.plan(&m, false).plates {
+                plates.push(i);
+            }
+        }
+        // The interval (12, halved to 6 from the whip on), and one more sample on the first
+        // sharp frame at rest (24), once: the interval runs on from there.
+        assert_eq!(plates[..3], [0, 12, 20], "{plates:?}");
+        assert_eq!(plates[3], 24, "{plates:?}");
+        assert!(
+            plates.windows(2).skip(3).all(|w| w[1] - w[0] >= 6),
+            "{plates:?}"
+        );
+        // Without the whip, none there.
+        let mut s = Scheduler::new(STEADY, 30.0);
+        let calm: Vec<usize> = (0..30).filter(|_| s.plan(&sharp, false).plates).collect();
+        assert_eq!(calm, [0, 12, 24]);
     }
 
     #[test]
