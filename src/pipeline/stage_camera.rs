@@ -68,6 +68,10 @@ pub(super) const CONFIRM_MIN_PX: f32 = 48.0;
 pub(super) const PLATE_CONFIRM_MIN_PX: f32 = 24.0;
 /// A match (ZNCC) under this, onto a smeared frame, leaves a track unsure (see [`Unsure`]).
 const SMEARED_MATCH: f32 = 0.8;
+/// A face track not confirmed since its last detection is let go after this many trusted
+/// passes in a row have not found it (the first steady frame after a whip can still be too
+/// blurred for a face that is there).
+const UNCONFIRMED_MISSES: u8 = 2;
 /// A plate track found only once is no longer followed after this many steady, sharp plate
 /// samples have not found it again.
 const ONCE_MISSES: u8 = 2;
@@ -95,6 +99,8 @@ pub(in crate::pipeline) struct Unsure {
     confirmed: BTreeSet<u32>,
     /// Recent frames whose face pass ran on a steady, sharp frame.
     steady_faces: BTreeSet<u64>,
+    /// Unconfirmed face tracks and how many trusted passes in a row have not found them.
+    misses: std::collections::BTreeMap<u32, u8>,
 }
 
 impl Unsure {
@@ -148,12 +154,21 @@ impl Unsure {
                 self.carried.remove(&t.id);
                 self.unfollowed.remove(&t.id);
                 self.once.remove(&t.id);
+                self.misses.remove(&t.id);
+                // Found on a moving or smeared frame, the detection may be a ghost that the
+                // track linked to: confirmed again only on a steady, sharp frame.
                 if steady && sharp {
                     self.confirmed.insert(t.id);
+                } else {
+                    self.confirmed.remove(&t.id);
                 }
             } else if !(steady && sharp && large) {
                 continue;
-            } else if trusted && t.class == Class::Face && !self.confirmed.contains(&t.id) {
+            } else if trusted
+                && t.class == Class::Face
+                && !self.confirmed.contains(&t.id)
+                && self.missed_again(t.id)
+            {
                 // A face only ever found on moving or smeared frames (a whip's ghost copies
                 // look like faces to the detector), not found on a steady, sharp frame: it is
                 // not there.
@@ -171,6 +186,14 @@ impl Unsure {
             }
         }
         (missed, trusted)
+    }
+
+    /// Counts a trusted pass that did not find unconfirmed track `id`; whether that makes
+    /// [`UNCONFIRMED_MISSES`] in a row.
+    fn missed_again(&mut self, id: u32) -> bool {
+        let n = self.misses.entry(id).or_insert(0);
+        *n = n.saturating_add(1);
+        *n >= UNCONFIRMED_MISSES
     }
 
     /// Whether track `id` was found by a pass on a steady, sharp frame.
@@ -202,6 +225,7 @@ impl Unsure {
         self.unfollowed.remove(&id);
         self.once.remove(&id);
         self.confirmed.remove(&id);
+        self.misses.remove(&id);
     }
 }
 
@@ -675,7 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn a_face_found_only_during_a_whip_is_let_go_by_a_trusted_steady_pass_that_misses_it() {
+    fn a_face_found_only_during_a_whip_is_let_go_by_trusted_steady_passes_that_miss_it() {
         use crate::detect::Detection;
         use crate::track::TrackConfig;
         let face = |x: f32| Detection {
@@ -686,33 +710,54 @@ mod tests {
         let mut faces = Tracker::new(TrackConfig::default());
         let mut u = Unsure::default();
         let (whip, still) = (motion(0.2, 0.0, 0.1), motion(0.0, 0.0, 0.95));
+        let full = CONFIRM_MIN_PX;
         // A real face (track 0) and a ghost copy of it (track 1), found on a whip frame.
         faces.update(0, Class::Face, &[face(100.0), face(300.0)]);
-        let (missed, trusted) = u.after_pass(&faces, 0, (&whip, true), CONFIRM_MIN_PX);
+        let (missed, trusted) = u.after_pass(&faces, 0, (&whip, true), full);
         assert!(missed.is_empty() && !trusted);
-        // The first steady, sharp keyframe finds the face and not the ghost: the ghost is let
-        // go and seen missing there.
+        // The steady, sharp keyframes after it find the face and not the ghost: the second
+        // in a row lets the ghost go, seen missing there.
         faces.update(1, Class::Face, &[face(101.0)]);
-        let (missed, trusted) = u.after_pass(&faces, 1, (&still, true), CONFIRM_MIN_PX);
+        let (missed, trusted) = u.after_pass(&faces, 1, (&still, true), full);
         assert!(trusted && u.confirmed(0) && !u.confirmed(1));
+        assert!(missed.is_empty() && u.follows(1));
+        faces.update(2, Class::Face, &[face(101.0)]);
+        let (missed, _) = u.after_pass(&faces, 2, (&still, true), full);
         assert_eq!(missed, [1]);
         assert!(u.follows(0) && !u.follows(1));
+        // A confirmed track found on a whip frame (it may have linked to a ghost) must be
+        // found on a steady frame again.
+        faces.update(3, Class::Face, &[face(103.0)]);
+        u.after_pass(&faces, 3, (&whip, true), full);
+        assert!(!u.confirmed(0));
+        faces.update(4, Class::Face, &[face(103.0)]);
+        u.after_pass(&faces, 4, (&still, true), full);
+        assert!(u.confirmed(0));
         // A steady pass that misses a confirmed face the tracker still sees (followed there) is
-        // not trusted: the ghost of a later whip is not let go on it.
-        faces.update(2, Class::Face, &[face(500.0)]);
+        // not trusted: a later ghost is not let go on it.
+        faces.update(5, Class::Face, &[face(500.0)]);
         faces.tracks_mut()[0]
             .followed
-            .insert(3, BBox::from_xywh(101.0, 50.0, 60.0, 60.0));
-        faces.update(3, Class::Face, &[]);
-        let (missed, trusted) = u.after_pass(&faces, 3, (&still, true), CONFIRM_MIN_PX);
-        assert!(!trusted && missed.is_empty() && u.follows(2));
+            .insert(6, BBox::from_xywh(103.0, 50.0, 60.0, 60.0));
+        faces.update(6, Class::Face, &[]);
+        for _ in 0..3 {
+            let (missed, trusted) = u.after_pass(&faces, 6, (&still, true), full);
+            assert!(!trusted && missed.is_empty());
+        }
+        assert!(u.follows(2));
         // Too small to be found at the pass's scale, or a smeared frame: nothing decided.
-        faces.update(4, Class::Face, &[face(101.0)]);
-        let (missed, _) = u.after_pass(&faces, 4, (&still, false), CONFIRM_MIN_PX);
-        assert!(missed.is_empty());
-        let (missed, _) = u.after_pass(&faces, 4, (&still, true), 2.0 * CONFIRM_MIN_PX);
-        assert!(missed.is_empty() && u.follows(2));
-        let (missed, _) = u.after_pass(&faces, 4, (&still, true), CONFIRM_MIN_PX);
+        faces.update(7, Class::Face, &[face(103.0)]);
+        for _ in 0..3 {
+            assert!(u.after_pass(&faces, 7, (&still, false), full).0.is_empty());
+            assert!(u
+                .after_pass(&faces, 7, (&still, true), 2.0 * full)
+                .0
+                .is_empty());
+        }
+        assert!(u.follows(2));
+        // Track 1, let go before, is seen missing again; track 2 on its second miss.
+        assert_eq!(u.after_pass(&faces, 7, (&still, true), full).0, [1]);
+        let (missed, _) = u.after_pass(&faces, 7, (&still, true), full);
         assert_eq!(missed, [1, 2]);
     }
 
