@@ -77,12 +77,19 @@ impl RedactConfig {
         };
         // A face cut by the frame's edge shows only part of itself, and an ellipse fitted to
         // the visible part leaves its corners, at the edge, uncovered: a sliver of a face
-        // entering or leaving (an ear, a cheek) would stay visible. It is redacted as a box.
-        let cut = r.x1 < 0.0 || r.y1 < 0.0 || r.x2 > w || r.y2 > h;
+        // entering or leaving (an ear, a cheek) would stay visible. It is redacted as a box;
+        // so is one whose region comes within a tenth of its size of the edge, where the
+        // face may reach past a box that lags it (held or followed through a zoom or a pan).
+        let (mx, my) = (EDGE_NEAR * r.width(), EDGE_NEAR * r.height());
+        let cut = r.x1 < mx || r.y1 < my || r.x2 > w - mx || r.y2 > h - my;
         let shape = if cut { Shape::Box } else { shape };
         (r.clip(w, h), shape)
     }
 }
+
+/// A face region this share of its size or nearer the frame's edge is redacted as a box (see
+/// [`RedactConfig::region`]).
+const EDGE_NEAR: f32 = 0.1;
 
 /// A mutable 8-bit image plane with `channels` interleaved samples per pixel.
 pub struct Plane<'a> {
@@ -452,6 +459,14 @@ mod tests {
         // Also at the bottom edge.
         let (_, shape) = face(100.0, 300.0, 160.0, 355.0);
         assert_eq!(shape, Shape::Box);
+        // A region within a tenth of its size of the edge (a box lagging a face that reaches
+        // past it): a box; a little further in, an ellipse.
+        let (r, shape) = face(10.0, 100.0, 65.0, 173.0);
+        assert!(r.x1 >= 0.0 && r.x1 < 0.1 * r.width());
+        assert_eq!(shape, Shape::Box);
+        let (r, shape) = face(20.0, 100.0, 75.0, 173.0);
+        assert!(r.x1 > 0.1 * r.width());
+        assert_eq!(shape, Shape::Ellipse);
     }
 
     #[test]
