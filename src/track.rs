@@ -468,6 +468,14 @@ mod tests {
         assert_eq!(at(&t, 12), None);
         assert_eq!(at(&t, 13), None);
         assert_eq!(at(&t, 0), Some(100.0));
+        // A track first detected on frame 5, seen missing on frame 3: held back to frame 4.
+        let mut tr = Tracker::new(cfg);
+        tr.update(5, Class::Face, &[d(100.0)]);
+        let mut t = tr.tracks()[0].clone();
+        assert!((2..5).all(|f| at(&t, f).is_some()));
+        t.absent.insert(3);
+        let held: Vec<u64> = (0..=5).filter(|&f| at(&t, f).is_some()).collect();
+        assert_eq!(held, [4, 5]);
     }
 
     #[test]

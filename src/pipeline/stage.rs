@@ -558,11 +558,12 @@ impl<'a> DetectStage<'a> {
         let (iw, ih) = det.input_size(self.w, self.h, target_long);
         let scale = (iw.max(ih) as f32 / self.w.max(self.h).max(1) as f32).min(1.0);
         let sharp = !self.blind.contains(&index);
-        let (missed, trusted) =
-            self.unsure
-                .after_pass(tracks, index, (motion, sharp), min_px / scale);
-        if class == Class::Face && trusted {
-            self.unsure.steady_face(index);
+        let min_height = min_px / scale;
+        let (missed, trusted) = self
+            .unsure
+            .after_pass(tracks, index, (motion, sharp), min_height);
+        if class == Class::Face {
+            self.unsure.face_pass(index, trusted.then_some(min_height));
         }
         for t in tracks.tracks_mut() {
             if missed.contains(&t.id) {

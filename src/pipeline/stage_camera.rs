@@ -97,8 +97,10 @@ pub(in crate::pipeline) struct Unsure {
     once: std::collections::BTreeMap<u32, u8>,
     /// Tracks found by a pass on a steady, sharp frame.
     confirmed: BTreeSet<u32>,
-    /// Recent frames whose face pass ran on a steady, sharp frame.
-    steady_faces: BTreeSet<u64>,
+    /// Recent frames with a full-frame face pass: the height (frame pixels) a face must have
+    /// for that pass to find it where the pass was trusted ([`Unsure::after_pass`]), `None`
+    /// where it was not.
+    face_passes: std::collections::BTreeMap<u64, Option<f32>>,
     /// Unconfirmed face tracks and how many trusted passes in a row have not found them.
     misses: std::collections::BTreeMap<u32, u8>,
 }
@@ -141,6 +143,7 @@ impl Unsure {
         // track that following still sees on the frame: right after a jolt the detector can
         // miss faces on a frame the shift calls steady.
         let trusted = steady
+            && sharp
             && !tracks.tracks().iter().any(|t| {
                 self.confirmed.contains(&t.id)
                     && !t.detected_at(index)
@@ -201,21 +204,26 @@ impl Unsure {
         self.confirmed.contains(&id)
     }
 
-    /// The face pass ran on frame `index`, steady and sharp ([`steady_sharp`]).
-    pub(super) fn steady_face(&mut self, index: u64) {
-        self.steady_faces.insert(index);
+    /// A full-frame face pass ran on frame `index`: trusted, finding faces at least
+    /// `min_height` tall (`Some`), or not trusted (`None`).
+    pub(super) fn face_pass(&mut self, index: u64, trusted_min_height: Option<f32>) {
+        self.face_passes.insert(index, trusted_min_height);
     }
 
-    /// Whether the face pass ran on frame `index`, steady and sharp (its recent frames only:
-    /// see [`Unsure::forget_before`]).
-    pub(super) fn steady_face_pass(&self, index: u64) -> bool {
-        self.steady_faces.contains(&index)
+    /// What the face pass on frame `index` was, if one ran (recent frames only: see
+    /// [`Unsure::forget_before`]): `Some(Some(h))` trusted for faces `h` px tall or more.
+    pub(super) fn face_pass_at(&self, index: u64) -> Option<Option<f32>> {
+        self.face_passes.get(&index).copied()
     }
 
     /// Frames before `index` are finished.
     pub(super) fn forget_before(&mut self, index: u64) {
-        while self.steady_faces.first().is_some_and(|&f| f < index) {
-            self.steady_faces.pop_first();
+        while self
+            .face_passes
+            .first_key_value()
+            .is_some_and(|(&f, _)| f < index)
+        {
+            self.face_passes.pop_first();
         }
     }
 
@@ -434,9 +442,21 @@ impl DetectStage<'_> {
                 // A face first found on a moving or smeared frame may be a whip's ghost: a
                 // steady, sharp face pass before it that found nothing there is where it ends
                 // (a real face there would have been found, or linked to its track).
-                let unconfirmed = t.class == Class::Face && !self.unsure.confirmed(t.id);
+                // Only for a track born on a full-frame pass that was not trusted (one born on
+                // a crop was not looked for over the whole frame), and only where it would
+                // have been found: as tall as that pass finds, and mostly in view.
+                let unconfirmed = t.class == Class::Face
+                    && !self.unsure.confirmed(t.id)
+                    && self.unsure.face_pass_at(index) == Some(None);
+                let tall = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max);
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
-                    if unconfirmed && self.unsure.steady_face_pass(p.index) {
+                    let seen_there = match self.unsure.face_pass_at(p.index) {
+                        Some(Some(min_height)) => {
+                            tall >= min_height && b.clip(fw, fh).area() >= 0.5 * b.area()
+                        }
+                        _ => false,
+                    };
+                    if unconfirmed && seen_there {
                         t.absent.insert(p.index);
                         break;
                     }
@@ -748,7 +768,9 @@ mod tests {
         // Too small to be found at the pass's scale, or a smeared frame: nothing decided.
         faces.update(7, Class::Face, &[face(103.0)]);
         for _ in 0..3 {
-            assert!(u.after_pass(&faces, 7, (&still, false), full).0.is_empty());
+            // A smeared frame is never trusted, even where the shift reads steady.
+            let (missed, trusted) = u.after_pass(&faces, 7, (&still, false), full);
+            assert!(missed.is_empty() && !trusted);
             assert!(u
                 .after_pass(&faces, 7, (&still, true), 2.0 * full)
                 .0
