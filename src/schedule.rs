@@ -98,8 +98,7 @@ pub struct Scheduler {
     sides: [u64; 2],
     /// The last plate sample saw nothing plate-like (see [`Scheduler::plates_seen`]).
     quiet: bool,
-    /// Frames since the camera last moved fast, and whether it has come to rest since.
-    since_fast: u32,
+    /// Whether the camera has come to rest since it last moved fast.
     settled: bool,
     frames: u64,
 }
@@ -117,7 +116,6 @@ impl Scheduler {
             plate_samples: 0,
             sides: [0; 2],
             quiet: false,
-            since_fast: u32::MAX,
             settled: true,
             frames: 0,
         }
@@ -150,10 +148,7 @@ impl Scheduler {
             Pace::Steady
         };
         if now == Pace::Fast {
-            self.since_fast = 0;
             self.settled = false;
-        } else {
-            self.since_fast = self.since_fast.saturating_add(1);
         }
         if now >= self.pace {
             self.pace = now;
@@ -197,7 +192,7 @@ impl Scheduler {
         // finds them where the camera came to rest.
         let settling = s.adaptive
             && !self.settled
-            && self.since_fast <= self.hold
+            && pace == Pace::Fast
             && m.dx.hypot(m.dy) < MOVING
             && m.confidence >= SETTLED_PEAK;
         if settling {

@@ -18,24 +18,31 @@ const W: i64 = 640;
 const H: i64 = 360;
 const Y: i64 = 100;
 
-/// A 640x360 30 fps clip of `frames` frames: the astronaut's face crossing a still background
-/// of coarse random texture (so the camera reads as still and keyframes are 6 frames apart) at
-/// `speed` px/frame (negative: right to left), starting at `x0`.
-fn crossing_clip(dir: &Path, name: &str, frames: u32, x0: i64, speed: i64) -> PathBuf {
-    let out = dir.join(name);
-    let bg = dir.join("background.png");
+/// A still `w`x360 background of coarse random texture (so the camera's shift reads cleanly),
+/// written to `dir/name`.
+fn background(dir: &Path, name: &str, w: i64) -> PathBuf {
+    let bg = dir.join(name);
     let st = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("color=gray:s={}x{}", W / 4, H / 4))
+        .arg(format!("color=gray:s={}x{}", w / 4, H / 4))
         .args([
             "-vf",
-            &format!("noise=alls=100:allf=u,scale={W}:{H}:flags=bilinear"),
+            &format!("noise=alls=100:allf=u,scale={w}:{H}:flags=bilinear"),
         ])
         .args(["-frames:v", "1"])
         .arg(&bg)
         .status()
         .expect("run ffmpeg");
     assert!(st.success(), "ffmpeg could not make the background");
+    bg
+}
+
+/// A 640x360 30 fps clip of `frames` frames: the astronaut's face crossing a still background
+/// of coarse random texture (so the camera reads as still and keyframes are 6 frames apart) at
+/// `speed` px/frame (negative: right to left), starting at `x0`.
+fn crossing_clip(dir: &Path, name: &str, frames: u32, x0: i64, speed: i64) -> PathBuf {
+    let out = dir.join(name);
+    let bg = background(dir, "background.png", W);
     let (sx, sy, sw, sh) = SPRITE;
     let filter = format!(
         "[1:v]crop={sw}:{sh}:{sx}:{sy}[s];[0:v][s]overlay=x='{x0}+({speed})*n':y={Y}:eval=frame,format=yuv420p[v]"
@@ -155,19 +162,7 @@ fn thorough_detects_faces_on_every_frame() {
 /// at the middle of the exposure.
 fn whip_clip(dir: &Path, face_x: i64) -> (PathBuf, Vec<i64>) {
     let out = dir.join("whip.mp4");
-    let bg = dir.join("wide.png");
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("color=gray:s={}x{}", 2 * W / 4, H / 4))
-        .args([
-            "-vf",
-            &format!("noise=alls=100:allf=u,scale={}:{H}:flags=bilinear", 2 * W),
-        ])
-        .args(["-frames:v", "1"])
-        .arg(&bg)
-        .status()
-        .expect("run ffmpeg");
-    assert!(st.success(), "ffmpeg could not make the background");
+    let bg = background(dir, "wide.png", 2 * W);
     let (sx, sy, sw, sh) = SPRITE;
     // Four sub-frames a frame: offset 0 before sub-frame 40, 60..240 over sub-frames 40..43
     // (frame 10), 300 after; every frame is the mean of its four.

@@ -7,7 +7,7 @@ use super::DetectStage;
 use crate::decode::luma;
 use crate::detect::{BBox, Class};
 use crate::motion::FrameMotion;
-use crate::track::Tracker;
+use crate::track::{Track, Tracker};
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
@@ -76,10 +76,23 @@ const UNCONFIRMED_MISSES: u8 = 2;
 /// samples have not found it again.
 const ONCE_MISSES: u8 = 2;
 
-/// Whether a pass over a frame whose camera motion was `m` (`sharp`: the frame is not
-/// smeared) can confirm or let go a track (see [`Unsure`]).
-pub(super) fn steady_sharp(m: &FrameMotion, sharp: bool) -> bool {
-    sharp && m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK
+/// Whether a pass over a frame whose camera motion was `m`, if the frame is sharp, can
+/// confirm or let go a track (see [`Unsure`]).
+fn steady(m: &FrameMotion) -> bool {
+    m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK
+}
+
+/// Whether a full-frame pass finding objects `min_height` tall (frame pixels) or more would
+/// find track `t` with its box at `b` on a frame of `size`: its largest detection is that
+/// tall, and the box is mostly in view (a box mostly outside the frame holds too little of its
+/// object for the pass to find).
+fn findable(t: &Track, b: Option<BBox>, min_height: f32, size: Option<(f32, f32)>) -> bool {
+    let tall = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) >= min_height;
+    let in_view = match (b, size) {
+        (Some(b), Some((w, h))) => b.clip(w, h).area() >= 0.5 * b.area(),
+        _ => true,
+    };
+    tall && in_view
 }
 
 /// Tracks that the camera's shift alone carried (blur or a whip defeated the appearance
@@ -93,16 +106,15 @@ pub(super) fn steady_sharp(m: &FrameMotion, sharp: bool) -> bool {
 pub(in crate::pipeline) struct Unsure {
     carried: BTreeSet<u32>,
     unfollowed: BTreeSet<u32>,
-    /// Plate tracks found once, and how many steady, sharp samples since have not found them.
-    once: std::collections::BTreeMap<u32, u8>,
+    /// How many passes in a row have not found a plate track found once (steady, sharp
+    /// samples) or an unconfirmed face track (trusted passes).
+    misses: std::collections::BTreeMap<u32, u8>,
     /// Tracks found by a pass on a steady, sharp frame.
     confirmed: BTreeSet<u32>,
     /// Recent frames with a full-frame face pass: the height (frame pixels) a face must have
     /// for that pass to find it where the pass was trusted ([`Unsure::after_pass`]), `None`
     /// where it was not.
     face_passes: std::collections::BTreeMap<u64, Option<f32>>,
-    /// Unconfirmed face tracks and how many trusted passes in a row have not found them.
-    misses: std::collections::BTreeMap<u32, u8>,
 }
 
 impl Unsure {
@@ -129,16 +141,8 @@ impl Unsure {
         (m, sharp): (&FrameMotion, bool),
         min_height: f32,
     ) -> (Vec<u32>, bool) {
-        let steady = steady_sharp(m, true);
-        // A box mostly outside the frame holds too little of its object for the pass to find.
-        let in_view = |b: BBox| match tracks.frame_size() {
-            Some((w, h)) => b.clip(w, h).area() >= 0.5 * b.area(),
-            None => true,
-        };
-        let large = |t: &crate::track::Track| {
-            t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max) >= min_height
-                && t.seen_at(index).map_or(true, in_view)
-        };
+        let steady = steady(m);
+        let large = |t: &Track| findable(t, t.seen_at(index), min_height, tracks.frame_size());
         // The pass is trusted to show what is not there only where it found every confirmed
         // track that following still sees on the frame: right after a jolt the detector can
         // miss faces on a frame the shift calls steady.
@@ -156,7 +160,6 @@ impl Unsure {
             if t.detected_at(index) {
                 self.carried.remove(&t.id);
                 self.unfollowed.remove(&t.id);
-                self.once.remove(&t.id);
                 self.misses.remove(&t.id);
                 // Found on a moving or smeared frame, the detection may be a ghost that the
                 // track linked to: confirmed again only on a steady, sharp frame.
@@ -170,7 +173,7 @@ impl Unsure {
             } else if trusted
                 && t.class == Class::Face
                 && !self.confirmed.contains(&t.id)
-                && self.missed_again(t.id)
+                && self.missed_again(t.id, UNCONFIRMED_MISSES)
             {
                 // A face only ever found on moving or smeared frames (a whip's ghost copies
                 // look like faces to the detector), not found on a steady, sharp frame: it is
@@ -178,25 +181,23 @@ impl Unsure {
                 self.carried.remove(&t.id);
                 self.unfollowed.insert(t.id);
                 missed.push(t.id);
-            } else if self.carried.remove(&t.id) {
+            } else if self.carried.remove(&t.id)
+                || (t.class == Class::Plate
+                    && t.dets.len() == 1
+                    && self.missed_again(t.id, ONCE_MISSES))
+            {
+                // Carried by the shift, or a plate found once missed again: let go.
                 self.unfollowed.insert(t.id);
-            } else if t.class == Class::Plate && t.dets.len() == 1 {
-                let n = self.once.entry(t.id).or_insert(0);
-                *n += 1;
-                if *n >= ONCE_MISSES {
-                    self.unfollowed.insert(t.id);
-                }
             }
         }
         (missed, trusted)
     }
 
-    /// Counts a trusted pass that did not find unconfirmed track `id`; whether that makes
-    /// [`UNCONFIRMED_MISSES`] in a row.
-    fn missed_again(&mut self, id: u32) -> bool {
+    /// Counts a pass that did not find track `id`; whether that makes `limit` in a row.
+    fn missed_again(&mut self, id: u32, limit: u8) -> bool {
         let n = self.misses.entry(id).or_insert(0);
         *n = n.saturating_add(1);
-        *n >= UNCONFIRMED_MISSES
+        *n >= limit
     }
 
     /// Whether track `id` was found by a pass on a steady, sharp frame.
@@ -231,7 +232,6 @@ impl Unsure {
     pub(super) fn retire(&mut self, id: u32) {
         self.carried.remove(&id);
         self.unfollowed.remove(&id);
-        self.once.remove(&id);
         self.confirmed.remove(&id);
         self.misses.remove(&id);
     }
@@ -448,20 +448,16 @@ impl DetectStage<'_> {
                 let unconfirmed = t.class == Class::Face
                     && !self.unsure.confirmed(t.id)
                     && self.unsure.face_pass_at(index) == Some(None);
-                let tall = t.dets.iter().map(|d| d.1.height()).fold(0.0, f32::max);
+                let resize = t.class == Class::Face;
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
-                    let seen_there = match self.unsure.face_pass_at(p.index) {
-                        Some(Some(min_height)) => {
-                            tall >= min_height && b.clip(fw, fh).area() >= 0.5 * b.area()
-                        }
-                        _ => false,
-                    };
-                    if unconfirmed && seen_there {
+                    if unconfirmed
+                        && matches!(self.unsure.face_pass_at(p.index),
+                            Some(Some(h)) if findable(t, Some(b), h, Some((fw, fh))))
+                    {
                         t.absent.insert(p.index);
                         break;
                     }
                     let pl = luma(&p.frame);
-                    let resize = t.class == Class::Face;
                     match crate::follow::follow_sized(&next_l, &pl, &b, (-sx, -sy), resize) {
                         Some((nb, _)) => {
                             let nb = no_smaller(nb, &t.dets[0].1);
@@ -587,6 +583,15 @@ impl DetectStage<'_> {
 mod tests {
     use super::*;
 
+    /// A 60x60 face detection at `x`.
+    fn face(x: f32) -> crate::detect::Detection {
+        crate::detect::Detection {
+            class: Class::Face,
+            bbox: BBox::from_xywh(x, 50.0, 60.0, 60.0),
+            score: 0.9,
+        }
+    }
+
     fn motion(dx: f32, dy: f32, confidence: f32) -> FrameMotion {
         FrameMotion {
             dx,
@@ -675,13 +680,7 @@ mod tests {
 
     #[test]
     fn a_carried_face_track_that_a_steady_keyframe_does_not_find_is_no_longer_followed() {
-        use crate::detect::Detection;
         use crate::track::TrackConfig;
-        let face = |x: f32| Detection {
-            class: Class::Face,
-            bbox: BBox::from_xywh(x, 50.0, 60.0, 60.0),
-            score: 0.9,
-        };
         let mut faces = Tracker::new(TrackConfig::default());
         faces.update(0, Class::Face, &[face(100.0), face(300.0)]);
         let mut u = Unsure::default();
@@ -720,13 +719,7 @@ mod tests {
 
     #[test]
     fn a_face_found_only_during_a_whip_is_let_go_by_trusted_steady_passes_that_miss_it() {
-        use crate::detect::Detection;
         use crate::track::TrackConfig;
-        let face = |x: f32| Detection {
-            class: Class::Face,
-            bbox: BBox::from_xywh(x, 50.0, 60.0, 60.0),
-            score: 0.9,
-        };
         let mut faces = Tracker::new(TrackConfig::default());
         let mut u = Unsure::default();
         let (whip, still) = (motion(0.2, 0.0, 0.1), motion(0.0, 0.0, 0.95));
