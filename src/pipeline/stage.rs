@@ -562,9 +562,8 @@ impl<'a> DetectStage<'a> {
         let (missed, trusted) = self
             .unsure
             .after_pass(tracks, index, (motion, sharp), min_height);
-        if class == Class::Face {
-            self.unsure.face_pass(index, trusted.then_some(min_height));
-        }
+        self.unsure
+            .pass(class, index, trusted.then_some(min_height));
         for t in tracks.tracks_mut() {
             if missed.contains(&t.id) {
                 t.absent.insert(index);

@@ -111,10 +111,10 @@ pub(in crate::pipeline) struct Unsure {
     misses: std::collections::BTreeMap<u32, u8>,
     /// Tracks found by a pass on a steady, sharp frame.
     confirmed: BTreeSet<u32>,
-    /// Recent frames with a full-frame face pass: the height (frame pixels) a face must have
-    /// for that pass to find it where the pass was trusted ([`Unsure::after_pass`]), `None`
-    /// where it was not.
-    face_passes: std::collections::BTreeMap<u64, Option<f32>>,
+    /// Recent frames with a pass of a class's detector over the whole frame (a face keyframe,
+    /// a plate sample): the height (frame pixels) an object must have for that pass to find it
+    /// where the pass was trusted ([`Unsure::after_pass`]), `None` where it was not.
+    passes: std::collections::BTreeMap<(u64, Class), Option<f32>>,
 }
 
 impl Unsure {
@@ -205,26 +205,27 @@ impl Unsure {
         self.confirmed.contains(&id)
     }
 
-    /// A full-frame face pass ran on frame `index`: trusted, finding faces at least
-    /// `min_height` tall (`Some`), or not trusted (`None`).
-    pub(super) fn face_pass(&mut self, index: u64, trusted_min_height: Option<f32>) {
-        self.face_passes.insert(index, trusted_min_height);
+    /// A pass of `class`'s detector over the whole of frame `index` ran: trusted, finding
+    /// objects at least `min_height` tall (`Some`), or not trusted (`None`).
+    pub(super) fn pass(&mut self, class: Class, index: u64, trusted_min_height: Option<f32>) {
+        self.passes.insert((index, class), trusted_min_height);
     }
 
-    /// What the face pass on frame `index` was, if one ran (recent frames only: see
-    /// [`Unsure::forget_before`]): `Some(Some(h))` trusted for faces `h` px tall or more.
-    pub(super) fn face_pass_at(&self, index: u64) -> Option<Option<f32>> {
-        self.face_passes.get(&index).copied()
+    /// What the pass of `class`'s detector on frame `index` was, if one ran (recent frames
+    /// only: see [`Unsure::forget_before`]): `Some(Some(h))` trusted for objects `h` px tall
+    /// or more.
+    pub(super) fn pass_at(&self, class: Class, index: u64) -> Option<Option<f32>> {
+        self.passes.get(&(index, class)).copied()
     }
 
     /// Frames before `index` are finished.
     pub(super) fn forget_before(&mut self, index: u64) {
         while self
-            .face_passes
+            .passes
             .first_key_value()
-            .is_some_and(|(&f, _)| f < index)
+            .is_some_and(|(&(f, _), _)| f < index)
         {
-            self.face_passes.pop_first();
+            self.passes.pop_first();
         }
     }
 
@@ -246,6 +247,53 @@ fn reach(b: BBox, (kx, ky): (f32, f32)) -> BBox {
         b.x2 + ex.max(0.0),
         b.y2 + ey.max(0.0),
     )
+}
+
+/// Following a new track back: where a pass of its detector over the whole frame ends it.
+/// - A face first found on a moving or smeared frame may be a whip's ghost (`unconfirmed`):
+///   a trusted face pass before it that found nothing there is where it ends (a real face
+///   there would have been found, or linked to its track). Only for a track born on a
+///   full-frame pass that was not trusted (one born on a crop was not looked for over the
+///   whole frame).
+/// - A plate followed back through a jolt or a smear (carried by the camera's shift alone,
+///   or onto a smeared frame) may have been carried onto the background: the shift read there
+///   is often short, or wrong (`doubtful`). A trusted plate sample before that which found
+///   nothing where the box is ends it. Before the jolt following was sound, and on a steady
+///   camera a sample's miss is not held against a plate (the model misses some on one sample
+///   and finds them on the next).
+///
+/// Either only where the track would have been found: as tall as that pass finds, and mostly
+/// in view.
+struct BackFollow {
+    class: Class,
+    unconfirmed: bool,
+    doubtful: bool,
+}
+
+impl BackFollow {
+    /// Whether following ends before a frame whose pass (see [`Unsure::pass_at`]) was `pass`,
+    /// with the track `t` at `b` on the frame after it, in a frame of `size`.
+    fn ends(&self, pass: Option<Option<f32>>, t: &Track, b: BBox, size: (f32, f32)) -> bool {
+        (self.unconfirmed || self.doubtful)
+            && matches!(pass, Some(Some(h)) if findable(t, Some(b), h, Some(size)))
+    }
+
+    /// Following goes on onto a frame, `smeared` or not.
+    fn onto(&mut self, smeared: bool) {
+        self.doubtful |= self.class == Class::Plate && smeared;
+    }
+
+    /// The box was carried onto the frame by the camera's shift alone.
+    fn carried_alone(&mut self) {
+        self.doubtful |= self.class == Class::Plate;
+    }
+}
+
+/// Whether box `b` of a track of `class` and another track's detection `d` on the same frame
+/// are one object: they overlap (IoU 0.3), or, for plates (never one inside another), the
+/// detection lies mostly inside `b`.
+fn same_object(class: Class, b: &BBox, d: &BBox) -> bool {
+    b.iou(d) >= 0.3 || (class == Class::Plate && b.intersection(d) >= 0.5 * d.area())
 }
 
 /// A followed face's box is kept at least this share of the width and height of the detection
@@ -425,11 +473,27 @@ impl DetectStage<'_> {
             .range(..n)
             .map(|p| self.shift_at(p.index + 1))
             .collect();
+        let from = self.window.front().map_or(index, |p| p.index);
         for tracker in [&mut self.faces, &mut self.plates] {
+            // Where the other tracks were detected on the window's frames: a new track
+            // followed back onto one of them is the same object, which that track covers from
+            // there back.
+            let found: Vec<(u32, u64, BBox)> = (tracker.tracks().iter())
+                .flat_map(|t| {
+                    let within = t.dets.iter().filter(|d| (from..index).contains(&d.0));
+                    within.map(move |d| (t.id, d.0, d.1))
+                })
+                .collect();
             for t in tracker.tracks_mut() {
                 if t.first() != index || !t.followed.is_empty() {
                     continue;
                 }
+                let (id, class) = (t.id, t.class);
+                let taken = |f: u64, b: &BBox| {
+                    found
+                        .iter()
+                        .any(|&(o, at, d)| o != id && at == f && same_object(class, b, &d))
+                };
                 let mut next_l = luma(cur);
                 let mut b = t.dets[0].1;
                 tracing::trace!(id = t.id, index, n, first = ?b.to_xywh_i32(), "follow back");
@@ -439,28 +503,28 @@ impl DetectStage<'_> {
                 // Back through every frame still in the window (it holds at least a plate
                 // interval and a keyframe interval, which is how late a new object can be
                 // first detected).
-                // A face first found on a moving or smeared frame may be a whip's ghost: a
-                // steady, sharp face pass before it that found nothing there is where it ends
-                // (a real face there would have been found, or linked to its track).
-                // Only for a track born on a full-frame pass that was not trusted (one born on
-                // a crop was not looked for over the whole frame), and only where it would
-                // have been found: as tall as that pass finds, and mostly in view.
-                let unconfirmed = t.class == Class::Face
-                    && !self.unsure.confirmed(t.id)
-                    && self.unsure.face_pass_at(index) == Some(None);
+                let mut back = BackFollow {
+                    class,
+                    unconfirmed: class == Class::Face
+                        && !self.unsure.confirmed(t.id)
+                        && self.unsure.pass_at(Class::Face, index) == Some(None),
+                    doubtful: false,
+                };
                 let resize = t.class == Class::Face;
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
-                    if unconfirmed
-                        && matches!(self.unsure.face_pass_at(p.index),
-                            Some(Some(h)) if findable(t, Some(b), h, Some((fw, fh))))
-                    {
+                    let pass = self.unsure.pass_at(class, p.index);
+                    if back.ends(pass, t, b, (fw, fh)) {
                         t.absent.insert(p.index);
                         break;
                     }
+                    back.onto(self.blind.contains(&p.index));
                     let pl = luma(&p.frame);
                     match crate::follow::follow_sized(&next_l, &pl, &b, (-sx, -sy), resize) {
                         Some((nb, _)) => {
                             let nb = no_smaller(nb, &t.dets[0].1);
+                            if taken(p.index, &nb) {
+                                break;
+                            }
                             // Centre to centre: a face's box may also change size.
                             let ((nx, ny), (bx, by)) = (nb.center(), b.center());
                             step = Some((nx - bx, ny - by));
@@ -474,7 +538,7 @@ impl DetectStage<'_> {
                         None => match step {
                             Some((dx, dy)) if crate::follow::edge_bound(&b, (dx, dy), fw, fh) => {
                                 b = b.map(1.0, 1.0, dx, dy);
-                                if b.clip(fw, fh).area() <= 0.0 {
+                                if b.clip(fw, fh).area() <= 0.0 || taken(p.index, &b) {
                                     break;
                                 }
                                 t.followed.insert(p.index, b);
@@ -484,12 +548,13 @@ impl DetectStage<'_> {
                             // places the object), as far as following would go.
                             _ => {
                                 b = b.map(1.0, 1.0, -sx, -sy);
-                                if b.clip(fw, fh).area() <= 0.0 {
+                                if b.clip(fw, fh).area() <= 0.0 || taken(p.index, &b) {
                                     break;
                                 }
                                 t.followed.insert(p.index, b);
                                 // The appearance match is tried again from there.
                                 next_l = pl;
+                                back.carried_alone();
                             }
                         },
                     }
@@ -612,6 +677,81 @@ mod tests {
         assert_eq!(kept.center(), small.center());
         let near = BBox::from_xywh(90.0, 90.0, 100.0, 120.0);
         assert_eq!(no_smaller(near, &det), near);
+    }
+
+    #[test]
+    fn a_track_followed_back_onto_another_ones_detection_is_that_object() {
+        let plate = BBox::from_xywh(100.0, 100.0, 80.0, 30.0);
+        // Overlapping, or (plates) holding the other's detection: one object.
+        assert!(same_object(
+            Class::Plate,
+            &plate.map(1.0, 1.0, 20.0, 0.0),
+            &plate
+        ));
+        let around = BBox::from_xywh(85.0, 70.0, 100.0, 90.0);
+        assert!(around.iou(&plate) < 0.3);
+        assert!(same_object(Class::Plate, &around, &plate));
+        assert!(!same_object(
+            Class::Plate,
+            &plate.map(1.0, 1.0, 70.0, 0.0),
+            &plate
+        ));
+        // A near face's box may hold a far face: two people.
+        let near = BBox::from_xywh(100.0, 100.0, 200.0, 200.0);
+        let far = BBox::from_xywh(150.0, 120.0, 30.0, 30.0);
+        assert!(!same_object(Class::Face, &near, &far));
+        assert!(same_object(Class::Face, &far.map(1.0, 1.0, 5.0, 5.0), &far));
+    }
+
+    #[test]
+    fn a_plate_followed_back_through_a_jolt_ends_at_a_trusted_sample_that_missed_it() {
+        let track = |class: Class, h: f32| Track {
+            id: 1,
+            class,
+            dets: vec![(20, BBox::from_xywh(100.0, 100.0, 80.0, h), 0.5)],
+            followed: Default::default(),
+            absent: Default::default(),
+        };
+        let size = (640.0, 360.0);
+        let plate = track(Class::Plate, 30.0);
+        let b = plate.dets[0].1;
+        let trusted = Some(Some(24.0));
+        let mut back = BackFollow {
+            class: Class::Plate,
+            unconfirmed: false,
+            doubtful: false,
+        };
+        // Followed by its appearance on a steady camera: a sample's miss ends nothing.
+        back.onto(false);
+        assert!(!back.ends(trusted, &plate, b, size));
+        // Carried by the camera alone: a trusted sample that would have found it ends it;
+        // no sample, an untrusted one, too small a plate or one mostly out of view do not.
+        back.carried_alone();
+        assert!(back.ends(trusted, &plate, b, size));
+        assert!(!back.ends(None, &plate, b, size));
+        assert!(!back.ends(Some(None), &plate, b, size));
+        assert!(!back.ends(trusted, &track(Class::Plate, 20.0), b, size));
+        assert!(!back.ends(trusted, &plate, b.map(1.0, 1.0, -150.0, 0.0), size));
+        // Onto a smeared frame, the same.
+        let mut smeared = BackFollow {
+            class: Class::Plate,
+            unconfirmed: false,
+            doubtful: false,
+        };
+        smeared.onto(true);
+        assert!(smeared.ends(trusted, &plate, b, size));
+        // A confirmed face is not judged this way; an unconfirmed one is.
+        let face = track(Class::Face, 80.0);
+        let mut back = BackFollow {
+            class: Class::Face,
+            unconfirmed: false,
+            doubtful: false,
+        };
+        back.carried_alone();
+        back.onto(true);
+        assert!(!back.ends(Some(Some(48.0)), &face, b, size));
+        back.unconfirmed = true;
+        assert!(back.ends(Some(Some(48.0)), &face, b, size));
     }
 
     #[test]
