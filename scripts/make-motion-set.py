@@ -3,6 +3,7 @@
 that shakes, whips, jerks and zooms, with every frame's face and plate boxes known exactly.
 
     scripts/make-motion-set.py [--data ../shared/data] [--out .cache/motion-set] [--frames 60]
+                               [--draw N]
     veil eval --data .cache/motion-set
 
 The virtual camera is a crop window over the still: its centre, roll and zoom follow a path
@@ -46,9 +47,10 @@ def load_rgb(path):
     return np.frombuffer(raw, np.uint8).reshape(h, w, 3)
 
 
-def paths(kind, n, sw, sh, rng, centre):
+def paths(kind, n, sw, sh, rng, centre, fresh=False):
     """Per sub-frame camera states (cx, cy, roll radians, source pixels per output pixel),
-    around `centre` (where the labelled boxes are)."""
+    around `centre` (where the labelled boxes are). `fresh`: whips, jerks and zooms drawn at
+    random too (speeds, times, directions), not only the shake."""
     m = n * SUB
     t = np.arange(m) / (FPS * SUB)
     base_s = min(sw / W, sh / H) * 0.75
@@ -72,7 +74,11 @@ def paths(kind, n, sw, sh, rng, centre):
         span = max(sw - W * base_s, 1.0)
         x = np.empty(m)
         speed = 200.0 * base_s / SUB
-        pos, d, pause = sw / 2 - span / 2, 1, 0
+        pos, d, pause, rest = sw / 2 - span / 2, 1, 0, 8
+        if fresh:
+            speed = rng.uniform(150.0, 260.0) * base_s / SUB
+            pos = sw / 2 + rng.uniform(-0.5, 0.5) * span
+            d, rest = int(rng.choice([-1, 1])), int(rng.integers(4, 13))
         for i in range(m):
             if pause > 0:
                 pause -= 1
@@ -80,7 +86,7 @@ def paths(kind, n, sw, sh, rng, centre):
                 pos += d * speed
                 if pos > sw / 2 + span / 2 or pos < sw / 2 - span / 2:
                     pos = min(max(pos, sw / 2 - span / 2), sw / 2 + span / 2)
-                    d, pause = -d, 8 * SUB
+                    d, pause = -d, rest * SUB
             x[i] = pos
         cx = x
         s = np.full(m, base_s * 0.8)
@@ -88,15 +94,24 @@ def paths(kind, n, sw, sh, rng, centre):
         # A calm sway with two 200 ms jerks.
         cx += 0.05 * W * base_s * np.sin(2 * math.pi * 0.4 * t)
         cy += 0.03 * H * base_s * np.sin(2 * math.pi * 0.3 * t)
-        for start in (0.5, 1.4):
-            k = (t >= start) & (t < start + 0.2)
-            phase = (t[k] - start) / 0.2
-            cx[k] += 0.35 * W * base_s * np.sin(math.pi * phase)
-            cy[k] -= 0.15 * H * base_s * np.sin(math.pi * phase)
-            roll[k] += np.radians(8.0) * np.sin(math.pi * phase)
+        jerks = [(0.5, 0.2, 0.35, -0.15, 8.0), (1.4, 0.2, 0.35, -0.15, 8.0)]
+        if fresh:
+            first = rng.uniform(0.2, n / FPS / 2 - 0.4)
+            second = rng.uniform(first + 0.5, n / FPS - 0.3)
+            jerks = [(at, rng.uniform(0.15, 0.25),
+                      rng.choice([-1, 1]) * rng.uniform(0.25, 0.45),
+                      rng.choice([-1, 1]) * rng.uniform(0.08, 0.2),
+                      rng.choice([-1, 1]) * rng.uniform(4.0, 10.0)) for at in (first, second)]
+        for start, dur, ax, ay, deg in jerks:
+            k = (t >= start) & (t < start + dur)
+            phase = (t[k] - start) / dur
+            cx[k] += ax * W * base_s * np.sin(math.pi * phase)
+            cy[k] += ay * H * base_s * np.sin(math.pi * phase)
+            roll[k] += np.radians(deg) * np.sin(math.pi * phase)
     elif kind == "zoom":
         # A slow zoom drift out and in (faces change size by 2.5x).
-        s = base_s * (0.6 + 0.9 * (0.5 - 0.5 * np.cos(2 * math.pi * t / (n / FPS))))
+        phase = rng.uniform(0, 2 * math.pi) if fresh else 0.0
+        s = base_s * (0.6 + 0.9 * (0.5 - 0.5 * np.cos(2 * math.pi * t / (n / FPS) + phase)))
         cx += 0.05 * W * base_s * np.sin(2 * math.pi * 0.5 * t)
     return cx, cy, roll, s
 
@@ -138,14 +153,14 @@ def map_box(b, cx, cy, roll, s):
             int(math.ceil(y2 - math.floor(y1)))]
 
 
-def build(data, out, still, kind, n, seed):
+def build(data, out, still, kind, n, seed, fresh=False):
     label = json.loads((data / "labels" / (still + ".gt.json")).read_text())
     boxes = label["frames"].get("0", [])
     img = load_rgb(data / still)
     rng = np.random.default_rng(seed)
     centre = (np.mean([b["box"][0] + b["box"][2] / 2 for b in boxes]),
               np.mean([b["box"][1] + b["box"][3] / 2 for b in boxes]))
-    cx, cy, roll, s = paths(kind, n, img.shape[1], img.shape[0], rng, centre)
+    cx, cy, roll, s = paths(kind, n, img.shape[1], img.shape[0], rng, centre, fresh)
     name = f"{Path(still).stem}_{kind}"
     media = out / "motion" / f"{name}.mp4"
     media.parent.mkdir(parents=True, exist_ok=True)
@@ -204,6 +219,9 @@ def main():
                     help="output size WxH (the set is 640x360; 1920x1080 checks large frames)")
     ap.add_argument("--stills", nargs="+", default=STILLS,
                     help="labelled stills under --data to film")
+    ap.add_argument("--draw", type=int, default=0,
+                    help="which draw of the random paths (0: the set; others are fresh "
+                         "clips that nothing was tuned on)")
     a = ap.parse_args()
     W, H = (int(v) for v in a.size.split("x"))
     data, out = Path(a.data), Path(a.out)
@@ -213,7 +231,8 @@ def main():
         if a.only and a.only not in still:
             continue
         for ki, kind in enumerate(("shake", "whip", "jerks", "zoom")):
-            build(data, out, still, kind, a.frames, seed=1000 * si + ki)
+            build(data, out, still, kind, a.frames, seed=1000 * si + ki + 100_000 * a.draw,
+                  fresh=a.draw > 0)
 
 
 if __name__ == "__main__":

@@ -209,6 +209,10 @@ pub const PLATE_MAX_FACE: f32 = 1.5;
 /// 1.3–1.5 as the shake moves them) passes the rule on the short side and fails this one.
 pub const PLATE_MAX_FACE_HEIGHT: f32 = 1.3;
 
+/// A face box with this share of its area inside a plate box is on the plate (see
+/// [`plausible_plate`]).
+pub const FACE_ON_PLATE: f32 = 0.8;
+
 /// Whether a plate box can be a plate in a `w`x`h` picture with the face boxes `faces` around
 /// it, of which `detected` were found on this very picture. The height rule trusts only those:
 /// a followed or held face box may have drifted onto the background.
@@ -216,9 +220,14 @@ pub fn plausible_plate(b: &BBox, w: f32, h: f32, faces: &[BBox], detected: &[BBo
     if b.width() * b.height() > PLATE_MAX_AREA * w * h {
         return false;
     }
+    // A "face" inside the plate's box is no person beside it but a false face on the plate
+    // itself: CenterFace takes two characters (an "88") for eyes, at a low score, and such a
+    // face, half the plate's height, would otherwise rule the plate out.
     let beside = |f: &BBox| {
         let gap = |a1: f32, a2: f32, f1: f32, f2: f32| (f1 - a2).max(a1 - f2).max(0.0);
-        gap(b.x1, b.x2, f.x1, f.x2) < f.width() && gap(b.y1, b.y2, f.y1, f.y2) < f.height()
+        gap(b.x1, b.x2, f.x1, f.x2) < f.width()
+            && gap(b.y1, b.y2, f.y1, f.y2) < f.height()
+            && b.intersection(f) < FACE_ON_PLATE * f.area()
     };
     let short = b.width().min(b.height());
     !faces
@@ -278,6 +287,15 @@ mod tests {
         // A plate turned in the picture, 1.25 times as tall as the face beside it.
         let turned = BBox::from_xywh(20.0, 230.0, 130.0, 118.0);
         assert!(plausible_plate(&turned, 640.0, 360.0, &face, &face));
+        // A false face on the plate's characters (13x17 on a 80x34 plate, motion set) is no
+        // face beside it.
+        let plate = BBox::from_xywh(216.0, 125.0, 80.0, 34.0);
+        let on_it = [BBox::from_xywh(268.0, 134.0, 13.0, 17.0)];
+        assert!(plausible_plate(&plate, 640.0, 360.0, &on_it, &on_it));
+        let beside_it = [BBox::from_xywh(300.0, 134.0, 13.0, 17.0)];
+        assert!(!plausible_plate(
+            &plate, 640.0, 360.0, &beside_it, &beside_it
+        ));
         // A box over a fifth of the picture is no plate.
         assert!(!plausible_plate(
             &BBox::from_xywh(0.0, 0.0, 900.0, 400.0),
