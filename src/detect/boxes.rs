@@ -209,8 +209,8 @@ pub const PLATE_MAX_FACE: f32 = 1.5;
 /// 1.3–1.5 as the shake moves them) passes the rule on the short side and fails this one.
 pub const PLATE_MAX_FACE_HEIGHT: f32 = 1.3;
 
-/// A face box with this share of its area inside a plate box is on the plate (see
-/// [`plausible_plate`]).
+/// A face box with this share of its area inside a plate box wider than tall is on the plate
+/// (see [`plausible_plate`]).
 pub const FACE_ON_PLATE: f32 = 0.8;
 
 /// Whether a plate box can be a plate in a `w`x`h` picture with the face boxes `faces` around
@@ -220,14 +220,17 @@ pub fn plausible_plate(b: &BBox, w: f32, h: f32, faces: &[BBox], detected: &[BBo
     if b.width() * b.height() > PLATE_MAX_AREA * w * h {
         return false;
     }
-    // A "face" inside the plate's box is no person beside it but a false face on the plate
-    // itself: CenterFace takes two characters (an "88") for eyes, at a low score, and such a
-    // face, half the plate's height, would otherwise rule the plate out.
+    // A "face" inside a plate-shaped box (wider than tall) is no person beside it but a false
+    // face on the plate itself: CenterFace takes two characters (an "88") for eyes, at a low
+    // score, and such a face, half the plate's height, would otherwise rule the plate out. A
+    // box around a real face (a head and shoulders) is as tall as wide or taller: still ruled
+    // out.
+    let plate_shaped = b.width() >= b.height();
     let beside = |f: &BBox| {
         let gap = |a1: f32, a2: f32, f1: f32, f2: f32| (f1 - a2).max(a1 - f2).max(0.0);
         gap(b.x1, b.x2, f.x1, f.x2) < f.width()
             && gap(b.y1, b.y2, f.y1, f.y2) < f.height()
-            && b.intersection(f) < FACE_ON_PLATE * f.area()
+            && !(plate_shaped && b.intersection(f) >= FACE_ON_PLATE * f.area())
     };
     let short = b.width().min(b.height());
     !faces
@@ -296,6 +299,10 @@ mod tests {
         assert!(!plausible_plate(
             &plate, 640.0, 360.0, &beside_it, &beside_it
         ));
+        // A head-and-shoulders box around a real face is still no plate.
+        let head = BBox::from_xywh(20.0, 100.0, 140.0, 150.0);
+        let real = [BBox::from_xywh(50.0, 110.0, 81.0, 95.0)];
+        assert!(!plausible_plate(&head, 640.0, 360.0, &real, &real));
         // A box over a fifth of the picture is no plate.
         assert!(!plausible_plate(
             &BBox::from_xywh(0.0, 0.0, 900.0, 400.0),

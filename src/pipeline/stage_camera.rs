@@ -290,10 +290,10 @@ impl BackFollow {
 }
 
 /// Whether box `b` of a track of `class` and another track's detection `d` on the same frame
-/// are one object: they overlap (IoU 0.3), or, for plates (never one inside another), the
-/// detection lies mostly inside `b`.
+/// are one object: they overlap (IoU 0.3), or, for plates (never one inside another), one lies
+/// mostly inside the other.
 fn same_object(class: Class, b: &BBox, d: &BBox) -> bool {
-    b.iou(d) >= 0.3 || (class == Class::Plate && b.intersection(d) >= 0.5 * d.area())
+    b.iou(d) >= 0.3 || (class == Class::Plate && b.intersection(d) >= 0.5 * b.area().min(d.area()))
 }
 
 /// A followed face's box is kept at least this share of the width and height of the detection
@@ -514,7 +514,11 @@ impl DetectStage<'_> {
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
                     let pass = self.unsure.pass_at(class, p.index);
                     if back.ends(pass, t, b, (fw, fh)) {
-                        t.absent.insert(p.index);
+                        // A face's ghost was not there; a plate may have been missed by that
+                        // one sample, so its track's own hold before its first detection stays.
+                        if class == Class::Face {
+                            t.absent.insert(p.index);
+                        }
                         break;
                     }
                     back.onto(self.blind.contains(&p.index));
@@ -691,6 +695,7 @@ mod tests {
         let around = BBox::from_xywh(85.0, 70.0, 100.0, 90.0);
         assert!(around.iou(&plate) < 0.3);
         assert!(same_object(Class::Plate, &around, &plate));
+        assert!(same_object(Class::Plate, &plate, &around));
         assert!(!same_object(
             Class::Plate,
             &plate.map(1.0, 1.0, 70.0, 0.0),
