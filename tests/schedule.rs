@@ -160,15 +160,21 @@ fn thorough_detects_faces_on_every_frame() {
 /// by a whip (four sub-frame views 60 px apart, averaged, as a shutter open during the move
 /// records it), then still on offset 300. Returns the clip and, per frame, the camera's offset
 /// at the middle of the exposure.
-fn whip_clip(dir: &Path, face_x: i64) -> (PathBuf, Vec<i64>) {
+fn whip_clip(dir: &Path, face_x: i64, back: bool) -> (PathBuf, Vec<i64>) {
     let out = dir.join("whip.mp4");
     let bg = background(dir, "wide.png", 2 * W);
     let (sx, sy, sw, sh) = SPRITE;
     // Four sub-frames a frame: offset 0 before sub-frame 40, 60..240 over sub-frames 40..43
-    // (frame 10), 300 after; every frame is the mean of its four.
+    // (frame 10), 300 after; every frame is the mean of its four. `back`: the camera whips
+    // back over sub-frames 56..59 (frame 14) and stays at 0 from frame 15.
+    let after = if back {
+        "if(lt(n,56),300,if(lt(n,60),300-(n-55)*60,0))"
+    } else {
+        "300"
+    };
     let filter = format!(
         "[1:v]crop={sw}:{sh}:{sx}:{sy}[s];[0:v][s]overlay=x={face_x}:y={Y},fps=120,\
-         crop={W}:{H}:x='if(lt(n,40),0,if(lt(n,44),(n-39)*60,300))':y=0,\
+         crop={W}:{H}:x='if(lt(n,40),0,if(lt(n,44),(n-39)*60,{after}))':y=0,\
          tmix=frames=4,select='eq(mod(n,4),3)',setpts=N/30/TB,format=yuv420p[v]"
     );
     let st = Command::new("ffmpeg")
@@ -186,27 +192,25 @@ fn whip_clip(dir: &Path, face_x: i64) -> (PathBuf, Vec<i64>) {
     let offsets = (0..20).map(|i| match i {
         0..=9 => 0,
         10 => 150,
+        14 if back => 150,
+        15.. if back => 0,
         _ => 300,
     });
     (out, offsets.collect())
 }
 
-#[test]
-fn a_face_a_whip_takes_out_of_the_frame_is_covered_on_the_smeared_frame() {
+/// Redacts a whip clip (see [`whip_clip`]) and asserts that the face is covered on every frame
+/// where a quarter of it is in view, and on each of the `smeared` frames over every 30-px strip
+/// of the span its ghosts cover (0..250).
+fn assert_whip_covered(back: bool, smeared: &[usize]) {
     let d = tempdir();
-    // The face is at x 222..310 before the whip; on the smeared frame its four ghosts lie
-    // at 162, 102, 42 and -18 (88 px wide each), and after it the face is out of view
-    // (-78..10). No detector finds a face smeared over 240 px: the frames either side, and
-    // the camera's move across the smear measured between them, must place it.
-    let (clip, offsets) = whip_clip(d.path(), 200);
+    let (clip, offsets) = whip_clip(d.path(), 200, back);
     let out = d.path().join("whip.out.mp4");
     redact(&clip, &out, &[]);
     let all: BTreeSet<u64> = (0..20).collect();
     let orig = veil::decode::decode_gray_frames(&clip, &all).unwrap();
     let red = veil::decode::decode_gray_frames(&out, &all).unwrap();
     let (fx, fy, fw, fh) = FACE_IN_SPRITE;
-    // Every frame's face where a quarter of it is in view, and on the smeared frame every
-    // 30-px strip of the span its ghosts cover (0..250).
     let mut boxes: Vec<(usize, [i64; 4])> = Vec::new();
     for (i, off) in offsets.iter().enumerate() {
         let x1 = 200 + fx - off;
@@ -215,11 +219,13 @@ fn a_face_a_whip_takes_out_of_the_frame_is_covered_on_the_smeared_frame() {
             boxes.push((i, [cx1, Y + fy, cx2 - cx1, fh]));
         }
     }
-    boxes.extend(
-        (0..250)
-            .step_by(30)
-            .map(|x| (10, [x, Y + fy, 30.min(250 - x), fh])),
-    );
+    for &i in smeared {
+        boxes.extend(
+            (0..250)
+                .step_by(30)
+                .map(|x| (i, [x, Y + fy, 30.min(250 - x), fh])),
+        );
+    }
     let leaks: Vec<_> = boxes
         .into_iter()
         .map(|(i, b)| {
@@ -235,4 +241,21 @@ fn a_face_a_whip_takes_out_of_the_frame_is_covered_on_the_smeared_frame() {
         leaks.is_empty(),
         "face visible on (frame, box, detail ratio) {leaks:?}"
     );
+}
+
+#[test]
+fn a_face_a_whip_takes_out_of_the_frame_is_covered_on_the_smeared_frame() {
+    // The face is at x 222..310 before the whip; on the smeared frame its four ghosts lie
+    // at 162, 102, 42 and -18 (88 px wide each), and after it the face is out of view
+    // (-78..10). No detector finds a face smeared over 240 px: the frames either side, and
+    // the camera's move across the smear measured between them, must place it.
+    assert_whip_covered(false, &[10]);
+}
+
+#[test]
+fn a_face_a_whip_takes_out_of_the_frame_and_back_is_covered_on_both_smeared_frames() {
+    // The same whip, and 3 frames later one back: the face is found before and after, and
+    // the track's gap between is filled where it was in the picture, not where the whips
+    // took it (out of view). The smeared frames must still be covered along the move.
+    assert_whip_covered(true, &[10, 14]);
 }

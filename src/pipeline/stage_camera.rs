@@ -249,6 +249,19 @@ fn reach(b: BBox, (kx, ky): (f32, f32)) -> BBox {
     )
 }
 
+/// The boxes of `from` moved by the camera's move `(dx, dy)` that the move takes across the
+/// edge of a frame of `size` (see `motion_cover`: the other end of a smear).
+fn moved_across_edge(
+    from: &[(u32, Class, BBox)],
+    (dx, dy): (f32, f32),
+    (w, h): (f32, f32),
+) -> Vec<(u32, Class, BBox)> {
+    from.iter()
+        .map(|&(id, c, b)| (id, c, b.map(1.0, 1.0, dx, dy)))
+        .filter(|m| m.2.clip(w, h).area() < m.2.area() - 0.5)
+        .collect()
+}
+
 /// Following a new track back: where a pass of its detector over the whole frame ends it.
 /// - A face first found on a moving or smeared frame may be a whip's ghost (`unconfirmed`):
 ///   a trusted face pass before it that found nothing there is where it ends (a real face
@@ -623,20 +636,15 @@ impl DetectStage<'_> {
         if self.blind.front() == Some(&index) {
             let before = self.boxes_at(index.wrapping_sub(1));
             let after = self.boxes_at(index + 1);
-            // A track on one side only, that the camera's move across the smear takes out of
-            // the frame (or brought in), smeared across the frame's edge: its other end is
-            // where the move carries it, outside.
-            let (dx, dy) = self.carry(index.saturating_sub(1), index + 1);
-            let (w, h) = (self.w as f32, self.h as f32);
-            let cut = |b: &BBox| b.clip(w, h).area() < b.area() - 0.5;
-            let moved = |from: &[(u32, Class, BBox)], to: &[(u32, Class, BBox)], k: f32| {
-                from.iter()
-                    .filter(|f| !to.iter().any(|t| t.0 == f.0))
-                    .map(|&(id, c, b)| (id, c, b.map(1.0, 1.0, k * dx, k * dy)))
-                    .filter(|m| cut(&m.2))
-                    .collect::<Vec<_>>()
-            };
-            let (gone, came) = (moved(&before, &after, 1.0), moved(&after, &before, -1.0));
+            // A track that the camera's move across the smear takes out of the frame (or
+            // brought in), smeared across the frame's edge: its other end is where the move
+            // carries it, outside. Also where the track has a box on the other side too: a
+            // gap filled between detections on either side of a whip away and back (a lerp in
+            // the picture) holds it where it was before, not where the whip took it.
+            let across = self.carry(index.saturating_sub(1), index + 1);
+            let size = (self.w as f32, self.h as f32);
+            let gone = moved_across_edge(&before, across, size);
+            let came = moved_across_edge(&after, (-across.0, -across.1), size);
             for (id, c, b) in [before, after, gone, came].into_iter().flatten() {
                 match grown.iter_mut().find(|g| g.0 == id) {
                     Some(g) => g.2 = g.2.union(&b),
@@ -681,6 +689,25 @@ mod tests {
         assert_eq!(kept.center(), small.center());
         let near = BBox::from_xywh(90.0, 90.0, 100.0, 120.0);
         assert_eq!(no_smaller(near, &det), near);
+    }
+
+    #[test]
+    fn a_whip_carries_every_box_across_the_frames_edge_even_one_also_held_on_the_other_side() {
+        // A face at 185..251 before a whip of 266 px to the left: carried out of view, cut by
+        // the edge, whether or not the track also has a box after the smear (a gap filled
+        // between detections either side of a whip away and back holds one where it was).
+        let face = (0, Class::Face, BBox::from_xywh(185.0, 141.0, 66.0, 79.0));
+        let inside = (1, Class::Face, BBox::from_xywh(492.0, 138.0, 65.0, 79.0));
+        let moved = moved_across_edge(&[face, inside], (-266.0, 0.0), (640.0, 360.0));
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].0, 0);
+        assert_eq!(moved[0].2, BBox::from_xywh(-81.0, 141.0, 66.0, 79.0));
+        // Wholly out of view, still cut; a small move keeps both in view: nothing.
+        assert_eq!(
+            moved_across_edge(&[face], (-600.0, 0.0), (640.0, 360.0)).len(),
+            1
+        );
+        assert!(moved_across_edge(&[face, inside], (-20.0, 0.0), (640.0, 360.0)).is_empty());
     }
 
     #[test]
