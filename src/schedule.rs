@@ -27,14 +27,22 @@ pub const MOVING: f32 = 0.01;
 pub const FAST: f32 = 0.04;
 /// Below this phase-correlation peak one global shift does not explain the frame.
 const UNSURE: f32 = 0.05;
-/// A phase-correlation peak from which a frame after fast motion is taken as at rest (see
-/// [`Scheduler::plan`]).
+/// A phase-correlation peak from which a frame with little shift is taken as at rest (see
+/// [`at_rest`]).
 const SETTLED_PEAK: f32 = 0.5;
 /// Mean absolute luma difference (0..255) that marks a cut when no shift explains it.
 const CUT_DIFF: f32 = 30.0;
 /// Frames a `Fast` or `Moving` pace is kept after the motion that set it (a shake or a pan
 /// goes on for a while, and its next frames are blurred).
 const HOLD_S: f64 = 0.5;
+
+/// Whether the camera is at rest onto this frame: it moved less than [`MOVING`], and one shift
+/// explains the frame well. The first such frame after fast motion gets a plate sample (see
+/// [`Scheduler::plan`]); a pass there can confirm or let go a track carried through the motion
+/// (`pipeline::stage_camera::Unsure`).
+pub fn at_rest(m: &FrameMotion) -> bool {
+    m.dx.hypot(m.dy) < MOVING && m.confidence >= SETTLED_PEAK
+}
 
 /// Whether no single camera shift explains the change onto this frame: a whip too fast for
 /// the motion estimator (the picture is smeared), heavy shake, or a cut.
@@ -190,11 +198,7 @@ impl Scheduler {
         // through it by a shift that reads short on smeared frames may lag their plates, and
         // a plate that came into view during it has not been looked for; the next sample
         // finds them where the camera came to rest.
-        let settling = s.adaptive
-            && !self.settled
-            && pace == Pace::Fast
-            && m.dx.hypot(m.dy) < MOVING
-            && m.confidence >= SETTLED_PEAK;
+        let settling = s.adaptive && !self.settled && pace == Pace::Fast && at_rest(m);
         if settling {
             self.settled = true;
         }

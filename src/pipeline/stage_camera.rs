@@ -55,10 +55,7 @@ impl Jolts {
     }
 }
 
-/// A frame is steady enough to confirm or drop a carried track (see [`Unsure`]) when one
-/// camera shift explains it this well…
-const CONFIRM_PEAK: f32 = 0.5;
-/// …and a face track is dropped only when its face is at least this tall at the full-frame
+/// A face track is dropped only when its face is at least this tall at the full-frame
 /// pass's scale, where the face model finds a frontal face on a sharp frame; a smaller face
 /// (which only crops or the small-face pass may find) is followed on.
 pub(super) const CONFIRM_MIN_PX: f32 = 48.0;
@@ -75,12 +72,6 @@ const UNCONFIRMED_MISSES: u8 = 2;
 /// A plate track found only once is no longer followed after this many steady, sharp plate
 /// samples have not found it again.
 const ONCE_MISSES: u8 = 2;
-
-/// Whether a pass over a frame whose camera motion was `m`, if the frame is sharp, can
-/// confirm or let go a track (see [`Unsure`]).
-fn steady(m: &FrameMotion) -> bool {
-    m.dx.hypot(m.dy) < crate::schedule::MOVING && m.confidence >= CONFIRM_PEAK
-}
 
 /// Whether a full-frame pass finding objects `min_height` tall (frame pixels) or more would
 /// find track `t` with its box at `b` on a frame of `size`: its largest detection is that
@@ -141,7 +132,9 @@ impl Unsure {
         (m, sharp): (&FrameMotion, bool),
         min_height: f32,
     ) -> (Vec<u32>, bool) {
-        let steady = steady(m);
+        // A pass can confirm or let go a track only where the camera is at rest (and the frame
+        // is sharp).
+        let steady = crate::schedule::at_rest(m);
         let large = |t: &Track| findable(t, t.seen_at(index), min_height, tracks.frame_size());
         // The pass is trusted to show what is not there only where it found every confirmed
         // track that following still sees on the frame: right after a jolt the detector can
@@ -284,6 +277,14 @@ struct BackFollow {
 }
 
 impl BackFollow {
+    fn new(class: Class, unconfirmed: bool) -> Self {
+        BackFollow {
+            class,
+            unconfirmed,
+            doubtful: false,
+        }
+    }
+
     /// Whether following ends before a frame whose pass (see [`Unsure::pass_at`]) was `pass`,
     /// with the track `t` at `b` on the frame after it, in a frame of `size`.
     fn ends(&self, pass: Option<Option<f32>>, t: &Track, b: BBox, size: (f32, f32)) -> bool {
@@ -487,7 +488,12 @@ impl DetectStage<'_> {
             .map(|p| self.shift_at(p.index + 1))
             .collect();
         let from = self.window.front().map_or(index, |p| p.index);
+        // Born on this frame and not followed yet.
+        let new = |t: &Track| t.first() == index && t.followed.is_empty();
         for tracker in [&mut self.faces, &mut self.plates] {
+            if !tracker.tracks().iter().any(new) {
+                continue;
+            }
             // Where the other tracks were detected on the window's frames: a new track
             // followed back onto one of them is the same object, which that track covers from
             // there back.
@@ -498,7 +504,7 @@ impl DetectStage<'_> {
                 })
                 .collect();
             for t in tracker.tracks_mut() {
-                if t.first() != index || !t.followed.is_empty() {
+                if !new(t) {
                     continue;
                 }
                 let (id, class) = (t.id, t.class);
@@ -516,13 +522,12 @@ impl DetectStage<'_> {
                 // Back through every frame still in the window (it holds at least a plate
                 // interval and a keyframe interval, which is how late a new object can be
                 // first detected).
-                let mut back = BackFollow {
+                let mut back = BackFollow::new(
                     class,
-                    unconfirmed: class == Class::Face
+                    class == Class::Face
                         && !self.unsure.confirmed(t.id)
                         && self.unsure.pass_at(Class::Face, index) == Some(None),
-                    doubtful: false,
-                };
+                );
                 let resize = t.class == Class::Face;
                 for (p, (sx, sy)) in self.window.range(..n).zip(&shifts).rev() {
                     let pass = self.unsure.pass_at(class, p.index);
@@ -748,11 +753,7 @@ mod tests {
         let plate = track(Class::Plate, 30.0);
         let b = plate.dets[0].1;
         let trusted = Some(Some(24.0));
-        let mut back = BackFollow {
-            class: Class::Plate,
-            unconfirmed: false,
-            doubtful: false,
-        };
+        let mut back = BackFollow::new(Class::Plate, false);
         // Followed by its appearance on a steady camera: a sample's miss ends nothing.
         back.onto(false);
         assert!(!back.ends(trusted, &plate, b, size));
@@ -765,20 +766,12 @@ mod tests {
         assert!(!back.ends(trusted, &track(Class::Plate, 20.0), b, size));
         assert!(!back.ends(trusted, &plate, b.map(1.0, 1.0, -150.0, 0.0), size));
         // Onto a smeared frame, the same.
-        let mut smeared = BackFollow {
-            class: Class::Plate,
-            unconfirmed: false,
-            doubtful: false,
-        };
+        let mut smeared = BackFollow::new(Class::Plate, false);
         smeared.onto(true);
         assert!(smeared.ends(trusted, &plate, b, size));
         // A confirmed face is not judged this way; an unconfirmed one is.
         let face = track(Class::Face, 80.0);
-        let mut back = BackFollow {
-            class: Class::Face,
-            unconfirmed: false,
-            doubtful: false,
-        };
+        let mut back = BackFollow::new(Class::Face, false);
         back.carried_alone();
         back.onto(true);
         assert!(!back.ends(Some(Some(48.0)), &face, b, size));
