@@ -40,6 +40,13 @@ fn the_readme_quotes_every_threshold_the_code_uses() {
                 pct(SHOUT_TONE_SHARE as f64)
             ),
         ),
+        (
+            "shouting",
+            format!(
+                "{}% of them with a 300–4000 Hz spectrum at least {SHOUT_HELD_SPECTRUM} alike",
+                pct(SHOUT_HELD_SHARE as f64)
+            ),
+        ),
         ("loud_impulse", format!("a 10 ms level ≥ {IMPULSE_JUMP_DB} dB over the previous second")),
         (
             "loud_impulse",

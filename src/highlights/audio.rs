@@ -38,6 +38,10 @@ pub struct AudioHop {
     /// Peak normalised autocorrelation of the strongest 40 ms frame (0..1): how periodic the
     /// sound is. A voice stays below a siren or a ringtone, which are near 1.
     pub voicing: f32,
+    /// How alike this hop's 300–4000 Hz magnitude spectrum is to the hop before's (cosine
+    /// similarity, 0..1): a horn or a ring holds its spectrum from one 100 ms to the next
+    /// (about 0.95), a voice moves its harmonics and formants (a shout or a scream 0.1–0.7).
+    pub spectrum_hold: f32,
 }
 
 /// Streaming audio analyser: push 16 kHz mono samples, get one [`AudioHop`] per 100 ms.
@@ -49,6 +53,8 @@ pub struct AudioAnalyzer {
     recent_levels: std::collections::VecDeque<f32>,
     fft: Arc<dyn Fft<f32>>,
     spec: Vec<Complex32>,
+    /// The last hop's 300–4000 Hz magnitude spectrum (see [`AudioHop::spectrum_hold`]).
+    held: Vec<f32>,
     t0: f64,
 }
 
@@ -79,6 +85,7 @@ impl AudioAnalyzer {
             recent_levels: std::collections::VecDeque::with_capacity(128),
             fft: FftPlanner::new().plan_fft_forward(FFT_N),
             spec: vec![Complex32::default(); FFT_N],
+            held: Vec::new(),
             t0: 0.0,
         }
     }
@@ -156,6 +163,7 @@ impl AudioAnalyzer {
         self.fft.process(&mut self.spec);
         let bin_hz = RATE as f32 / FFT_N as f32;
         let (mut low, mut high) = (0.0f64, 0.0f64);
+        let mut shape = Vec::with_capacity(self.held.len());
         for (i, c) in self.spec[..FFT_N / 2].iter().enumerate() {
             let f = i as f32 * bin_hz;
             let e = c.norm_sqr() as f64;
@@ -164,7 +172,12 @@ impl AudioAnalyzer {
             } else if (1000.0..4000.0).contains(&f) {
                 high += e;
             }
+            if (SHAPE_LOW_HZ..4000.0).contains(&f) {
+                shape.push(c.norm());
+            }
         }
+        let spectrum_hold = cosine(&shape, &self.held);
+        self.held = shape;
         let (pitch_hz, voicing) = pitch_and_voicing(hop);
         let high_share = if low + high > 1e-9 {
             (high / (low + high)) as f32
@@ -184,8 +197,31 @@ impl AudioAnalyzer {
             peak_db,
             clipped,
             speech: 0.0,
+            spectrum_hold,
         });
     }
+}
+
+/// Lowest frequency of the spectrum compared from hop to hop (under it lie hum and the
+/// rumble of traffic and wind).
+const SHAPE_LOW_HZ: f32 = 300.0;
+
+/// Cosine similarity of two magnitude spectra (0 when either is silent or they differ in
+/// length).
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    if aa <= 1e-18 || bb <= 1e-18 {
+        return 0.0;
+    }
+    (ab / (aa.sqrt() * bb.sqrt())) as f32
 }
 
 /// Fundamental frequency (70–600 Hz) of the strongest 40 ms frame in a hop, by normalised
@@ -273,6 +309,50 @@ mod tests {
         b.push(&tone(1000.0, amp / 10f32.powf(0.5), 3.0));
         let hb = b.finish();
         assert!((last.loudness - hb[hb.len() - 2].loudness - 10.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn a_held_tone_holds_its_spectrum_and_a_gliding_voice_does_not() {
+        // A ring: two fixed tones with harmonics, hop after hop.
+        let ring: Vec<f32> = (0..RATE as usize)
+            .map(|i| {
+                let t = i as f32 / RATE as f32;
+                let w = |f: f32| (2.0 * std::f32::consts::PI * f * t).sin();
+                0.2 * (w(410.0) + w(500.0)) + 0.1 * (w(820.0) + w(1000.0))
+            })
+            .collect();
+        let mut a = AudioAnalyzer::new();
+        a.push(&ring);
+        let hops = a.finish();
+        assert_eq!(hops[0].spectrum_hold, 0.0, "no hop before the first");
+        assert!(
+            hops[1..].iter().all(|h| h.spectrum_hold > 0.95),
+            "{:?}",
+            hops.iter().map(|h| h.spectrum_hold).collect::<Vec<_>>()
+        );
+        // A voice: its pitch glides (here 180 -> 330 Hz over the second) and every harmonic
+        // with it, so one 100 ms does not have the spectrum of the one before.
+        let mut phase = 0.0f32;
+        let voice: Vec<f32> = (0..RATE as usize)
+            .map(|i| {
+                let f0 = 180.0 + 150.0 * i as f32 / RATE as f32;
+                phase += 2.0 * std::f32::consts::PI * f0 / RATE as f32;
+                (1..12)
+                    .map(|k| (k as f32 * phase).sin() / k as f32)
+                    .sum::<f32>()
+                    * 0.1
+            })
+            .collect();
+        let mut b = AudioAnalyzer::new();
+        b.push(&voice);
+        let hops = b.finish();
+        let held = hops.iter().filter(|h| h.spectrum_hold >= 0.9).count();
+        assert_eq!(
+            held,
+            0,
+            "{:?}",
+            hops.iter().map(|h| h.spectrum_hold).collect::<Vec<_>>()
+        );
     }
 
     #[test]

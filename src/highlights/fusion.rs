@@ -70,6 +70,21 @@ pub fn fuse(secs: &[Second], extra: &[(Kind, String, Vec<f32>)], sensitivity: f3
         b.speech_loudness + SHOUT_LOUD_DB - SHOUT_RUN_BELOW_DB,
     );
     let secs = &secs[..];
+    for s in secs {
+        tracing::trace!(
+            target: "veil::highlights::seconds",
+            "sec t={:.0} over={:.1} run={:.1} env={:.2} steady={} voicing={:.2} pitch={:.0} bright={:.2} speech={:.2}",
+            s.t,
+            s.loudness - b.speech_loudness,
+            s.loud_run_s,
+            s.env_mod,
+            s.steady_pitch,
+            s.voicing,
+            s.pitch_hz,
+            s.high_share - b.speech_high_share,
+            s.speech
+        );
+    }
     let tension = tensions(secs, b.speech_loudness);
     let per_sec: Vec<Vec<(Kind, f32, Vec<Reason>)>> = secs
         .iter()
@@ -300,6 +315,29 @@ mod tests {
         let mut quiet = loud_voice();
         quiet.loudness = -30.0 + SHOUT_LOUD_DB - 0.5;
         assert_eq!(shout_score(&quiet), 0.0);
+    }
+
+    #[test]
+    fn a_sound_that_holds_its_spectrum_is_a_tone() {
+        use crate::highlights::second::held_spectrum;
+        let hop = |hold: f32| AudioHop {
+            spectrum_hold: hold,
+            ..Default::default()
+        };
+        // A horn whose pitch the tracker reads as several notes still holds its spectrum.
+        let horn: Vec<AudioHop> = [0.97, 0.96, 0.5, 0.98, 0.97, 0.6, 0.95, 0.4]
+            .into_iter()
+            .map(hop)
+            .collect();
+        assert!(held_spectrum(&horn.iter().collect::<Vec<_>>()));
+        // A shout moves its harmonics and formants from hop to hop.
+        let shout: Vec<AudioHop> = [0.3, 0.5, 0.7, 0.4, 0.85, 0.6, 0.2, 0.55]
+            .into_iter()
+            .map(hop)
+            .collect();
+        assert!(!held_spectrum(&shout.iter().collect::<Vec<_>>()));
+        // Too few loud hops decide nothing.
+        assert!(!held_spectrum(&horn[..3].iter().collect::<Vec<_>>()));
     }
 
     #[test]

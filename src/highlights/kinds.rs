@@ -90,11 +90,7 @@ fn shouting(s: &Second, b: &Baseline) -> Scored {
                 format!(
                     "level moves {:.1} dB per 100 ms{}",
                     s.env_mod,
-                    if s.steady_pitch {
-                        ", one steady pitch"
-                    } else {
-                        ""
-                    }
+                    if s.steady_pitch { ", a held tone" } else { "" }
                 ),
             ),
         ],

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::audio::AudioHop;
+use super::audio::{AudioHop, FLOOR_DB};
 use super::cadence::cadence;
 use super::thresholds::*;
 use crate::motion::FrameMotion;
@@ -57,7 +57,8 @@ pub struct Second {
     pub voicing: f32,
     /// Mean hop-to-hop change of the 100 ms level over the 3 s around this second, dB.
     pub env_mod: f32,
-    /// The voiced hops around this second hold one pitch (a tone, not a voice).
+    /// The loud hops around this second hold one or two pitches, or one spectrum from hop to
+    /// hop: a tone, not a voice.
     pub steady_pitch: bool,
     /// Length in seconds of the run of seconds at least `SHOUT_LOUD_DB − SHOUT_RUN_BELOW_DB`
     /// over the speech level that holds this one (0 when it is not that loud); set by [`fuse`].
@@ -117,11 +118,7 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
         // Impulse: fast rise, far over speech, and decaying (within 300 ms for a shot or a
         // slam, within 1 s for an explosion's rumble).
         if h.impulse_db >= IMPULSE_JUMP_DB * 0.5 {
-            let later = |j: usize| {
-                hops.get(k + j)
-                    .map(|l| l.rms_db)
-                    .unwrap_or(super::audio::FLOOR_DB)
-            };
+            let later = |j: usize| hops.get(k + j).map(|l| l.rms_db).unwrap_or(FLOOR_DB);
             let decay = h.rms_db - later(3).min(later(10));
             let over = h.peak_db - speech_peak;
             if decay >= IMPULSE_DECAY_DB && h.impulse_db > s.impulse_db {
@@ -175,7 +172,7 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
             .filter(|h| h.rms_db >= top - 4.0)
             .copied()
             .collect();
-        s.steady_pitch = steady_pitch(&loudest);
+        s.steady_pitch = steady_pitch(&loudest) || held_spectrum(&loudest);
     }
     add_video(&mut out, frames, n);
     out
@@ -273,6 +270,21 @@ pub(super) fn level_movement(hops: &[&AudioHop]) -> f32 {
         .map(|w| (w[1].rms_db.max(floor) - w[0].rms_db.max(floor)).abs())
         .sum::<f32>()
         / (span.len() - 1) as f32
+}
+
+/// True when at least 4 `hops` are given and `SHOUT_HELD_SHARE` of them hold their spectrum
+/// from the hop before (see [`AudioHop::spectrum_hold`]): a horn or a ring whose pitch the
+/// tracker reads as several notes (two simultaneous tones, octave and subharmonic errors) still
+/// holds one spectrum.
+pub(super) fn held_spectrum(hops: &[&AudioHop]) -> bool {
+    if hops.len() < 4 {
+        return false;
+    }
+    let held = hops
+        .iter()
+        .filter(|h| h.spectrum_hold >= SHOUT_HELD_SPECTRUM)
+        .count();
+    held as f32 >= SHOUT_HELD_SHARE * hops.len() as f32
 }
 
 /// True when the voiced hops hold one or two fixed pitches (a horn, a ring, a two-tone
