@@ -174,6 +174,58 @@ pub fn drop_parts(dets: Vec<Detection>) -> Vec<Detection> {
         .collect()
 }
 
+/// A plate box that holds at least this share of another plate box of the same sample…
+pub const HOLDER_INSIDE: f32 = 0.9;
+/// …with at least this many times its area…
+pub const HOLDER_AREA: f32 = 2.0;
+/// …and this many times its height, around a plate-shaped box (at least this many times wider
+/// than tall), is the plate with what is around it (a bumper, a grille): see [`tighten_plates`].
+pub const HOLDER_TALL: f32 = 1.8;
+pub const PLATE_SHAPE: f32 = 1.5;
+/// The plate-shaped box is kept grown to this many times its width and height (within the
+/// larger box): a plate tilted by the camera's roll is taller than its tight upright box.
+pub const HELD_GROWTH: (f32, f32) = (1.2, 1.5);
+
+/// Plates of one sample with the larger boxes around them cut away: where the plate model boxed
+/// a plate tightly and also together with the bumper or grille around it (113x83 around a
+/// 103x36 plate), the larger box is dropped and the tight one grown by [`HELD_GROWTH`] within
+/// it. Each larger box would start a track of its own, followed and blurred for nothing.
+pub fn tighten_plates(dets: Vec<Detection>) -> Vec<Detection> {
+    let holds = |a: &BBox, b: &BBox| {
+        a.area() >= HOLDER_AREA * b.area()
+            && a.intersection(b) >= HOLDER_INSIDE * b.area()
+            && b.width() >= PLATE_SHAPE * b.height()
+            && a.height() >= HOLDER_TALL * b.height()
+    };
+    let holder: Vec<Option<BBox>> = dets
+        .iter()
+        .map(|b| dets.iter().map(|a| a.bbox).find(|a| holds(a, &b.bbox)))
+        .collect();
+    let is_holder: Vec<bool> = dets
+        .iter()
+        .map(|a| dets.iter().any(|b| holds(&a.bbox, &b.bbox)))
+        .collect();
+    dets.into_iter()
+        .zip(holder)
+        .zip(is_holder)
+        .filter(|(_, h)| !h)
+        .map(|((mut d, around), _)| {
+            if let Some(a) = around {
+                let (cx, cy) = d.bbox.center();
+                let hw = d.bbox.width() * HELD_GROWTH.0 / 2.0;
+                let hh = d.bbox.height() * HELD_GROWTH.1 / 2.0;
+                d.bbox = BBox::new(
+                    (cx - hw).max(a.x1),
+                    (cy - hh).max(a.y1),
+                    (cx + hw).min(a.x2),
+                    (cy + hh).min(a.y2),
+                );
+            }
+            d
+        })
+        .collect()
+}
+
 /// Greedy NMS per class: keeps the highest-scoring boxes, drops any box overlapping a kept one of
 /// the same class by more than `iou`. Invalid boxes and NaN scores are dropped.
 pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
@@ -319,6 +371,37 @@ mod tests {
             bbox: BBox::from_xywh(x, y, w, h),
             score: s,
         }
+    }
+
+    #[test]
+    fn a_plate_boxed_with_its_bumper_keeps_only_the_plate_grown() {
+        let plate = |x, y, w, h| Detection {
+            class: Class::Plate,
+            ..det(x, y, w, h, 0.5)
+        };
+        // Plate and bumper (113x83) around a tight plate box (103x36), and another plate.
+        let bumper = plate(54.0, 211.0, 113.0, 83.0);
+        let tight = plate(59.0, 235.0, 103.0, 36.0);
+        let other = plate(400.0, 200.0, 90.0, 30.0);
+        let kept = tighten_plates(vec![bumper, tight, other]);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[1].bbox, other.bbox);
+        let g = kept[0].bbox;
+        // Grown 1.2x wide and 1.5x tall about its centre, within the larger box.
+        assert!(
+            (g.x1 - 54.0).abs() < 1e-3 && (g.x2 - 167.0).abs() < 1e-3,
+            "{g:?}"
+        );
+        assert!((g.height() - 54.0).abs() < 1e-3 && (g.center().1 - 253.0).abs() < 1e-3);
+        // An emblem inside a plate is not plate-shaped: both boxes stay as they are.
+        let emblem = plate(842.0, 410.0, 44.0, 69.0);
+        let car_plate = plate(648.0, 375.0, 238.0, 102.0);
+        assert_eq!(tighten_plates(vec![car_plate, emblem]).len(), 2);
+        // A box not much taller than the plate inside it (a turned look's box) stays too.
+        let turned = plate(55.0, 228.0, 112.0, 50.0);
+        let kept = tighten_plates(vec![turned, tight]);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[1].bbox, tight.bbox);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod yolo;
 
 use std::path::PathBuf;
 
-pub use boxes::{drop_parts, nms, plausible_plate, BBox, Class, Detection};
+pub use boxes::{drop_parts, nms, plausible_plate, tighten_plates, BBox, Class, Detection};
 pub use centerface::{CenterFace, CENTERFACE_NMS_IOU};
 pub use yolo::{Yolo, YOLO_NMS_IOU};
 

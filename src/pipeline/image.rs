@@ -91,11 +91,12 @@ pub fn detect_image(
         };
         let (iw, ih) = (full.width as f32, full.height as f32);
         let faces: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
-        found.extend(
+        found.extend(crate::detect::tighten_plates(
             plates
                 .into_iter()
-                .filter(|d| crate::detect::plausible_plate(&d.bbox, iw, ih, &faces, &faces)),
-        );
+                .filter(|d| crate::detect::plausible_plate(&d.bbox, iw, ih, &faces, &faces))
+                .collect(),
+        ));
     }
     Ok(found)
 }

@@ -674,6 +674,7 @@ impl<'a> DetectStage<'a> {
             .filter_map(|t| t.dets.last().filter(|d| d.0 == index).map(|d| d.1))
             .collect();
         passes::keep_plausible(&mut found, f, &faces, &detected);
+        let found = crate::detect::tighten_plates(found);
         self.tile_next += per_sample;
         tracing::trace!(
             index,
