@@ -197,19 +197,19 @@ pub fn tighten_plates(dets: Vec<Detection>) -> Vec<Detection> {
             && b.width() >= PLATE_SHAPE * b.height()
             && a.height() >= HOLDER_TALL * b.height()
     };
-    let holder: Vec<Option<BBox>> = dets
-        .iter()
-        .map(|b| dets.iter().map(|a| a.bbox).find(|a| holds(a, &b.bbox)))
+    // (holder, held) index pairs, found once.
+    let pairs: Vec<(usize, usize)> = (0..dets.len())
+        .flat_map(|a| (0..dets.len()).map(move |b| (a, b)))
+        .filter(|&(a, b)| holds(&dets[a].bbox, &dets[b].bbox))
         .collect();
-    let is_holder: Vec<bool> = dets
-        .iter()
-        .map(|a| dets.iter().any(|b| holds(&a.bbox, &b.bbox)))
-        .collect();
-    dets.into_iter()
-        .zip(holder)
-        .zip(is_holder)
-        .filter(|(_, h)| !h)
-        .map(|((mut d, around), _)| {
+    let around = |i: usize| pairs.iter().find(|p| p.1 == i).map(|p| dets[p.0].bbox);
+    let grown: Vec<Option<BBox>> = (0..dets.len()).map(around).collect();
+    dets.iter()
+        .zip(grown)
+        .enumerate()
+        .filter(|(i, _)| !pairs.iter().any(|p| p.0 == *i))
+        .map(|(_, (d, around))| {
+            let mut d = *d;
             if let Some(a) = around {
                 let (cx, cy) = d.bbox.center();
                 let hw = d.bbox.width() * HELD_GROWTH.0 / 2.0;

@@ -73,12 +73,12 @@ pub fn fuse(secs: &[Second], extra: &[(Kind, String, Vec<f32>)], sensitivity: f3
     for s in secs {
         tracing::trace!(
             target: "veil::highlights::seconds",
-            "sec t={:.0} over={:.1} run={:.1} env={:.2} steady={} voicing={:.2} pitch={:.0} bright={:.2} speech={:.2}",
+            "sec t={:.0} over={:.1} run={:.1} env={:.2} tone={} voicing={:.2} pitch={:.0} bright={:.2} speech={:.2}",
             s.t,
             s.loudness - b.speech_loudness,
             s.loud_run_s,
             s.env_mod,
-            s.steady_pitch,
+            s.tone,
             s.voicing,
             s.pitch_hz,
             s.high_share - b.speech_high_share,
@@ -399,7 +399,7 @@ mod tests {
         nooo.loud_run_s = 2.0;
         assert!(shout_score(&nooo) > 0.9, "{}", shout_score(&nooo));
         let mut horn = loud_voice();
-        horn.steady_pitch = true;
+        horn.tone = true;
         assert!(
             shout_score(&horn) < on_threshold(0.5),
             "{}",

@@ -53,7 +53,7 @@ fn shouting(s: &Second, b: &Baseline) -> Scored {
     } else {
         1.0
     };
-    let tone = if s.steady_pitch { 0.2 } else { 1.0 };
+    let tone = if s.tone { 0.2 } else { 1.0 };
 
     let gate = if over >= SHOUT_LOUD_DB { 1.0 } else { 0.0 };
     let sc = gate * sigmoid(x) * voiced.clamp(0.0, 1.0) * strong * moving * tone;
@@ -90,7 +90,7 @@ fn shouting(s: &Second, b: &Baseline) -> Scored {
                 format!(
                     "level moves {:.1} dB per 100 ms{}",
                     s.env_mod,
-                    if s.steady_pitch { ", a held tone" } else { "" }
+                    if s.tone { ", a held tone" } else { "" }
                 ),
             ),
         ],

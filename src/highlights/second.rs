@@ -59,7 +59,7 @@ pub struct Second {
     pub env_mod: f32,
     /// The loud hops around this second hold one or two pitches, or one spectrum from hop to
     /// hop: a tone, not a voice.
-    pub steady_pitch: bool,
+    pub tone: bool,
     /// Length in seconds of the run of seconds at least `SHOUT_LOUD_DB − SHOUT_RUN_BELOW_DB`
     /// over the speech level that holds this one (0 when it is not that loud); set by [`fuse`].
     pub loud_run_s: f32,
@@ -172,7 +172,7 @@ pub fn seconds(hops: &[AudioHop], frames: &[FrameMotion], duration: f64) -> Vec<
             .filter(|h| h.rms_db >= top - 4.0)
             .copied()
             .collect();
-        s.steady_pitch = steady_pitch(&loudest) || held_spectrum(&loudest);
+        s.tone = steady_pitch(&loudest) || held_spectrum(&loudest);
     }
     add_video(&mut out, frames, n);
     out

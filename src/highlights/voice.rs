@@ -40,7 +40,7 @@ pub struct Tension {
 fn voice_levels(secs: &[Second]) -> Vec<Option<f32>> {
     secs.iter()
         .map(|s| {
-            (s.has_audio && s.speech >= 0.5 && s.env_mod >= SHOUT_MIN_ENV_DB && !s.steady_pitch)
+            (s.has_audio && s.speech >= 0.5 && s.env_mod >= SHOUT_MIN_ENV_DB && !s.tone)
                 .then_some(s.loudness)
         })
         .collect()
