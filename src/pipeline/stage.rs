@@ -670,8 +670,17 @@ impl<'a> DetectStage<'a> {
             &mut self.scaler,
         )?;
         let faces: Vec<BBox> = self.faces.boxes_at(index).iter().map(|b| b.2).collect();
+        // Faces found on this frame, and those followed here of tracks once found with a
+        // score of `SURE_FACE` or more (not those carried by the camera's shift, which may
+        // have drifted onto the background, nor a doubtful face, which may be a car's grille).
+        let carried = &self.carried;
         let detected: Vec<BBox> = (self.faces.tracks().iter())
-            .filter_map(|t| t.dets.last().filter(|d| d.0 == index).map(|d| d.1))
+            .filter(|t| {
+                t.detected_at(index)
+                    || (!carried.contains(&(index, t.id))
+                        && t.dets.iter().any(|d| d.2 >= passes::SURE_FACE))
+            })
+            .filter_map(|t| t.seen_at(index))
             .collect();
         passes::keep_plausible(&mut found, f, &faces, &detected);
         let found = crate::detect::tighten_plates(found);
