@@ -225,6 +225,48 @@ pub fn complete_at_edge(b: &BBox, full: (f32, f32), w: f32, h: f32) -> BBox {
     BBox::new(x1, y1, x2, y2).clip(w, h)
 }
 
+/// A whole face's box is about this wide for its height (CenterFace's boxes: 0.7–0.9).
+pub const FACE_ASPECT: f32 = 0.8;
+
+/// A face box narrower than this for its height, or wider than [`CUT_FLAT`], is not a whole
+/// face's (CenterFace's boxes of whole faces: 0.7–0.9).
+pub const CUT_NARROW: f32 = 0.65;
+/// See [`CUT_NARROW`].
+pub const CUT_FLAT: f32 = 1.1;
+
+/// A face box far narrower (or flatter) than a whole face ([`CUT_NARROW`], [`CUT_FLAT`])
+/// within its own width (height) of a side (top or bottom) of a `w`x`h` frame: a face the
+/// detector found cut by that edge, as it entered or left, and followed or held on away from
+/// it. The box kept the cut width while the rest of the face came into view; it grows toward
+/// the nearest such edge to a whole face's shape ([`FACE_ASPECT`]). At the edge itself that
+/// changes nothing (clipped).
+pub fn complete_toward_edge(b: &BBox, w: f32, h: f32) -> BBox {
+    let (bw, bh) = (b.width(), b.height());
+    let mut g = *b;
+    if bw < CUT_NARROW * bh {
+        let need = FACE_ASPECT * bh;
+        let (left, right) = (b.x1, w - b.x2);
+        if left.min(right) < bw {
+            if left <= right {
+                g.x1 = b.x2 - need;
+            } else {
+                g.x2 = b.x1 + need;
+            }
+        }
+    } else if bw > CUT_FLAT * bh {
+        let need = bw / FACE_ASPECT;
+        let (top, bottom) = (b.y1, h - b.y2);
+        if top.min(bottom) < bh {
+            if top <= bottom {
+                g.y1 = b.y2 - need;
+            } else {
+                g.y2 = b.y1 + need;
+            }
+        }
+    }
+    g.clip(w, h)
+}
+
 /// Links detections into tracks, one class at a time.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -345,9 +387,15 @@ impl Tracker {
             let full = self
                 .frame
                 .and_then(|(w, h)| Some((w, h, t.full_size(w, h, EDGE_MARGIN)?)));
-            let complete = |b: BBox| match full {
-                Some((w, h, size)) => complete_at_edge(&b, size, w, h),
-                None => b,
+            let complete = |b: BBox| {
+                let b = match full {
+                    Some((w, h, size)) => complete_at_edge(&b, size, w, h),
+                    None => b,
+                };
+                match (self.frame, t.class) {
+                    (Some((w, h)), Class::Face) => complete_toward_edge(&b, w, h),
+                    _ => b,
+                }
             };
             // A held box the camera carried wholly out of the frame covers nothing.
             let in_view =
@@ -596,6 +644,38 @@ mod tests {
         let mut t0 = tracks[0].clone();
         t0.followed.remove(&5);
         assert_eq!(t0.box_at(5, &cfg, &|_, _| (0.0, 0.0)).unwrap().x1, 151.0);
+    }
+
+    #[test]
+    fn a_cut_face_box_followed_away_from_the_edge_grows_back_toward_it() {
+        let (w, h) = (640.0, 360.0);
+        // Found cut by the right edge (48x100), followed 36 px inward as the face came in.
+        let b = BBox::from_xywh(556.0, 179.0, 47.0, 100.0);
+        assert_eq!(
+            complete_toward_edge(&b, w, h),
+            BBox::from_xywh(556.0, 179.0, 80.0, 100.0)
+        );
+        // Near the left edge; cut by the bottom (flat); at the edge itself nothing changes.
+        let b = BBox::from_xywh(20.0, 100.0, 40.0, 100.0);
+        assert_eq!(
+            complete_toward_edge(&b, w, h),
+            BBox::from_xywh(0.0, 100.0, 60.0, 100.0)
+        );
+        let b = BBox::from_xywh(300.0, 300.0, 80.0, 40.0);
+        assert_eq!(
+            complete_toward_edge(&b, w, h),
+            BBox::from_xywh(300.0, 300.0, 80.0, 60.0)
+        );
+        let at = BBox::from_xywh(600.0, 100.0, 40.0, 100.0);
+        assert_eq!(complete_toward_edge(&at, w, h), at);
+        // A face's shape (a square one too), or a narrow box far from the sides, is left alone.
+        for b in [
+            BBox::from_xywh(580.0, 100.0, 50.0, 60.0),
+            BBox::from_xywh(620.0, 10.0, 20.0, 20.0),
+            BBox::from_xywh(300.0, 100.0, 40.0, 100.0),
+        ] {
+            assert_eq!(complete_toward_edge(&b, w, h), b);
+        }
     }
 
     #[test]
