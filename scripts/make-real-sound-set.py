@@ -8,6 +8,9 @@ struggle, running, rising tension). Sources, licences and ground truth: scripts/
     scripts/make-real-sound-set.py [OUTDIR]     (default: .cache/realsound at the repo root)
     scripts/make-real-sound-set.py --validation [OUTDIR]
                         18 event clips on fresh seeds (default: .cache/realsound-validation)
+    scripts/make-real-sound-set.py --draw K [OUTDIR]
+                        the same on other fresh seeds, one set per K >= 2 (default:
+                        .cache/realsound-draw<K>), for a check nothing was tuned on
 
 Sources are Debian packages, fetched with `apt-get download` at pinned versions, checked
 against pinned sha256 and unpacked with `dpkg-deb -x` into .cache/sound-sources (nothing is
@@ -652,20 +655,37 @@ def spec_kinds(seed):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--validation"]
-    # --validation: clips drawn with seeds the set never uses, to check that what was tuned on
-    # the set holds on fresh draws: 18 event clips (every plan of EVENT_PLAN once, and its
-    # four rising-tension plans once more) and 24 calm clips.
-    validation = len(args) < len(sys.argv) - 1
-    default = "realsound-validation" if validation else "realsound"
+    args = sys.argv[1:]
+    draw = 0
+    if "--draw" in args:
+        k = args.index("--draw")
+        try:
+            draw = int(args[k + 1])
+        except (IndexError, ValueError):
+            sys.exit("make-real-sound-set: --draw takes a number, 2 or more")
+        if draw < 2:
+            sys.exit("make-real-sound-set: --draw takes a number, 2 or more (1 is --validation)")
+        del args[k:k + 2]
+    # --validation (draw 1): clips drawn with seeds the set never uses, to check that what was
+    # tuned on the set holds on fresh draws: 18 event clips (every plan of EVENT_PLAN once, and
+    # its four rising-tension plans once more) and 24 calm clips. --draw K: the same on seeds
+    # no other draw uses.
+    if "--validation" in args:
+        args.remove("--validation")
+        draw = draw or 1
+    default = {0: "realsound", 1: "realsound-validation"}.get(draw, f"realsound-draw{draw}")
     out = Path(args[0]) if args else REPO / ".cache" / default
     idx = out / "index.json"
-    if validation:
+    if draw:
         n = len(EVENT_PLAN)
         tension = [i for i, p in enumerate(EVENT_PLAN) if "rising_tension" in p]
-        seeds = [1000 + 20 * n + i for i in range(n)] + [1000 + 21 * n + i for i in tension]
-        specs = [(f"fresh_{s}.mp4", False, s, out) for s in seeds]
-        specs += [(f"fresh_calm_{3000 + i}.mp4", True, 3000 + i, out) for i in range(24)]
+        # Draw 1 keeps the seeds it always had; draw K >= 2 moves two plan lengths on per draw
+        # for events and 100 seeds for calm clips.
+        ev, calm = 1000 + (18 + 2 * draw) * n, 3000 + 100 * (draw - 1)
+        seeds = [ev + i for i in range(n)] + [ev + n + i for i in tension]
+        tag = "fresh" if draw == 1 else f"fresh{draw}"
+        specs = [(f"{tag}_{s}.mp4", False, s, out) for s in seeds]
+        specs += [(f"{tag}_calm_{calm + i}.mp4", True, calm + i, out) for i in range(24)]
     else:
         specs = [(f"calm_{i + 1:02d}.mp4", True, 2000 + i, out) for i in range(24)]
         specs += [(f"event_{i + 1:02d}.mp4", False, 1000 + i, out) for i in range(len(EVENT_PLAN))]
@@ -687,7 +707,7 @@ def main():
     if missing:
         sys.exit("make-real-sound-set: sources missing from the unpacked packages:\n  " + "\n  ".join(missing))
     out.mkdir(parents=True, exist_ok=True)
-    for p in list(out.glob("calm_*.mp4")) + list(out.glob("event_*.mp4")) + list(out.glob("fresh_*.mp4")) + [idx]:
+    for p in list(out.glob("calm_*.mp4")) + list(out.glob("event_*.mp4")) + list(out.glob("fresh*.mp4")) + [idx]:
         p.unlink(missing_ok=True)
     clips = []
     with ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as ex:

@@ -2,6 +2,7 @@
 //! joined by bounded channels (`threads`, `stage`). A frame is only encoded once every
 //! detection that could touch it is known. Stills take the image path (`image`).
 
+mod edge_guard;
 mod image;
 mod passes;
 mod record;

@@ -127,6 +127,8 @@ pub(super) struct DetectStage<'a> {
     blind: VecDeque<u64>,
     /// Where the camera jolted (boxes not detected there reach along the jolt).
     jolts: camera::Jolts,
+    /// Bands along the frame's edge where objects were last seen while the camera shakes.
+    guards: super::edge_guard::EdgeGuards,
     /// (frame, track id) of boxes carried by the camera's shift alone: redacted, but the track
     /// counts as lost there (a crop looks for it, and the next frame is a keyframe).
     carried: std::collections::BTreeSet<(u64, u32)>,
@@ -218,6 +220,7 @@ impl<'a> DetectStage<'a> {
             measured: Default::default(),
             blind: VecDeque::new(),
             jolts: Default::default(),
+            guards: super::edge_guard::EdgeGuards::new(geo.w, geo.h, geo.fps),
             carried: Default::default(),
             unsure: Default::default(),
             last_sharpness: 0.0,

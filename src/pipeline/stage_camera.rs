@@ -607,6 +607,15 @@ impl DetectStage<'_> {
             Some(&own) => own,
             None => self.shift_at(index),
         };
+        // While the camera shakes, the edges where objects were last seen stay covered.
+        let mut ahead = Vec::new();
+        if self.guards.shake(index, (sx, sy)) {
+            let last = self.window.back().map_or(index, |p| p.index);
+            for j in index + 1..=last.min(index + self.guards.reach()) {
+                ahead.extend(self.boxes_at(j));
+            }
+        }
+        let bands = self.guards.cover(index, &boxes, &ahead);
         let (gx, gy) = (sx.abs() / 2.0, sy.abs() / 2.0);
         let fast = sx.hypot(sy) > crate::schedule::MOVING * self.w.max(self.h) as f32;
         let mut grown: Vec<(u32, Class, BBox)> = boxes
@@ -657,6 +666,7 @@ impl DetectStage<'_> {
                 }
             }
         }
+        grown.extend(bands);
         grown
     }
 }
