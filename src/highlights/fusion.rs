@@ -184,17 +184,28 @@ fn ms(t: f64) -> f64 {
     (t * 1000.0).round() / 1000.0
 }
 
-/// Merges events closer than `MERGE_GAP_S` and adds pre-roll and post-roll.
+/// Merges events closer than `MERGE_GAP_S` and adds pre-roll and post-roll. Rising tension
+/// stays a highlight of its own: it spans a minute or more from where a rise began, and
+/// merged with the shouts, bangs or struggle within or after it, it would hide their onsets
+/// behind its own (a 10-s run of shouting lifts the voice trend, and a "rise" from the clip's
+/// start then swallowed the shout's highlight).
 pub fn highlights(events: &[Event], duration: f64) -> Vec<Highlight> {
     let mut groups: Vec<Vec<&Event>> = Vec::new();
+    let tension = |e: &Event| e.kind == Kind::RisingTension;
     for e in events {
-        match groups.last_mut() {
+        // The latest group of the same side (tension or not) this event may join.
+        let joinable = groups
+            .iter_mut()
+            .rev()
+            .find(|g| tension(g[0]) == tension(e));
+        match joinable {
             Some(g) if e.onset - g.iter().map(|x| x.end).fold(f64::MIN, f64::max) < MERGE_GAP_S => {
                 g.push(e)
             }
             _ => groups.push(vec![e]),
         }
     }
+    groups.sort_by(|a, b| a[0].onset.total_cmp(&b[0].onset));
     groups
         .into_iter()
         .enumerate()
@@ -287,6 +298,32 @@ mod tests {
             .reasons
             .iter()
             .any(|r| r.signal == "loudness_over_speech_db"));
+    }
+
+    #[test]
+    fn rising_tension_keeps_its_own_highlight_beside_a_shout_within_it() {
+        let ev = |kind, onset, end| Event {
+            kind,
+            onset,
+            end,
+            peak: onset,
+            score: 0.9,
+            reasons: Vec::new(),
+            low_evidence: false,
+        };
+        let mut events = [
+            ev(Kind::RisingTension, 0.0, 45.0),
+            ev(Kind::Shouting, 20.8, 30.0),
+            ev(Kind::LoudImpulse, 31.0, 32.0),
+        ];
+        events[2].score = 0.7;
+        let h = highlights(&events, 120.0);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!((h[0].kind, h[0].onset), (Kind::RisingTension, 0.0));
+        // The shout and the bang a second after it are one highlight, at the shout.
+        assert_eq!((h[1].kind, h[1].onset), (Kind::Shouting, 20.8));
+        assert_eq!(h[1].also, [Kind::LoudImpulse]);
+        assert_eq!((h[0].id, h[1].id), (1, 2));
     }
 
     /// The shouting score of one second against the calm baseline.
