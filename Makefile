@@ -74,6 +74,8 @@ eval-highlights-real: build
 	$(VEIL) eval-highlights $(REAL_SOUND)
 	scripts/make-real-sound-set.py --validation $(REAL_SOUND)-validation
 	$(VEIL) eval-highlights $(REAL_SOUND)-validation
+	scripts/make-real-sound-set.py --draw 2 $(REAL_SOUND)-draw2
+	$(VEIL) eval-highlights $(REAL_SOUND)-draw2
 
 clean:
 	$(CARGO) clean
