@@ -241,28 +241,22 @@ pub const CUT_FLAT: f32 = 1.1;
 /// the nearest such edge to a whole face's shape ([`FACE_ASPECT`]). At the edge itself that
 /// changes nothing (clipped).
 pub fn complete_toward_edge(b: &BBox, w: f32, h: f32) -> BBox {
+    // The extent [lo, hi) in a frame `n` long, grown to `need` toward the nearer end when
+    // that end is within the extent's own length.
+    let toward = |lo: f32, hi: f32, n: f32, need: f32| -> (f32, f32) {
+        let (before, after) = (lo, n - hi);
+        match before.min(after) < hi - lo {
+            false => (lo, hi),
+            true if before <= after => (hi - need, hi),
+            true => (lo, lo + need),
+        }
+    };
     let (bw, bh) = (b.width(), b.height());
     let mut g = *b;
     if bw < CUT_NARROW * bh {
-        let need = FACE_ASPECT * bh;
-        let (left, right) = (b.x1, w - b.x2);
-        if left.min(right) < bw {
-            if left <= right {
-                g.x1 = b.x2 - need;
-            } else {
-                g.x2 = b.x1 + need;
-            }
-        }
+        (g.x1, g.x2) = toward(b.x1, b.x2, w, FACE_ASPECT * bh);
     } else if bw > CUT_FLAT * bh {
-        let need = bw / FACE_ASPECT;
-        let (top, bottom) = (b.y1, h - b.y2);
-        if top.min(bottom) < bh {
-            if top <= bottom {
-                g.y1 = b.y2 - need;
-            } else {
-                g.y2 = b.y1 + need;
-            }
-        }
+        (g.y1, g.y2) = toward(b.y1, b.y2, h, bw / FACE_ASPECT);
     }
     g.clip(w, h)
 }

@@ -34,6 +34,40 @@ enum Side {
     Bottom,
 }
 
+impl Side {
+    const ALL: [Side; 4] = [Side::Left, Side::Right, Side::Top, Side::Bottom];
+
+    /// Whether `b` (clipped to the `w`x`h` frame) is cut by this edge.
+    fn cuts(self, b: &BBox, (w, h): (f32, f32)) -> bool {
+        match self {
+            Side::Left => b.x1 <= CUT,
+            Side::Right => w - b.x2 <= CUT,
+            Side::Top => b.y1 <= CUT,
+            Side::Bottom => h - b.y2 <= CUT,
+        }
+    }
+
+    /// The extent of `b` along this edge, grown by the shift `(ax, ay)` either way, and how
+    /// deep `b` reaches across it.
+    fn span(self, b: &BBox, (ax, ay): (f32, f32)) -> (f32, f32, f32) {
+        match self {
+            Side::Left | Side::Right => (b.y1 - ay, b.y2 + ay, b.width()),
+            Side::Top | Side::Bottom => (b.x1 - ax, b.x2 + ax, b.height()),
+        }
+    }
+
+    /// The band along this edge from `from` to `to`, `depth` deep, in a `w`x`h` frame.
+    fn band(self, from: f32, to: f32, depth: f32, (w, h): (f32, f32)) -> BBox {
+        let b = match self {
+            Side::Left => BBox::new(0.0, from, depth, to),
+            Side::Right => BBox::new(w - depth, from, w, to),
+            Side::Top => BBox::new(from, 0.0, to, depth),
+            Side::Bottom => BBox::new(from, h - depth, to, h),
+        };
+        b.clip(w, h)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Guard {
     id: u32,
@@ -119,90 +153,49 @@ impl EdgeGuards {
         boxes: &[(u32, Class, BBox)],
         ahead: &[(u32, Class, BBox)],
     ) -> Vec<(u32, Class, BBox)> {
-        let (w, h) = self.size;
-        let shaking = self.shaking;
+        let size = self.size;
+        self.guards.retain(|g| g.until >= index);
+        if !self.shaking {
+            return Vec::new();
+        }
         let ax = self.recent.iter().map(|r| r.1.abs()).fold(0.0, f32::max);
         let ay = self.recent.iter().map(|r| r.2.abs()).fold(0.0, f32::max);
-        self.guards.retain(|g| g.until >= index);
-        if shaking {
-            // A sighting ahead guards this frame only; the next frame looks ahead again.
-            let seen = (boxes.iter().map(|b| (b, self.guard_frames)))
-                .chain(ahead.iter().map(|b| (b, 0)))
-                .filter(|b| b.0 .1 != Class::Manual);
-            for (&(id, class, b), last) in seen {
-                let b = b.clip(w, h);
-                if !b.is_valid() {
-                    continue;
-                }
-                let sides = [
-                    (b.x1 <= CUT, Side::Left, b.y1 - ay, b.y2 + ay, b.width()),
-                    (
-                        w - b.x2 <= CUT,
-                        Side::Right,
-                        b.y1 - ay,
-                        b.y2 + ay,
-                        b.width(),
-                    ),
-                    (b.y1 <= CUT, Side::Top, b.x1 - ax, b.x2 + ax, b.height()),
-                    (
-                        h - b.y2 <= CUT,
-                        Side::Bottom,
-                        b.x1 - ax,
-                        b.x2 + ax,
-                        b.height(),
-                    ),
-                ];
-                for (near, side, from, to, depth) in sides {
-                    if !near {
-                        continue;
-                    }
-                    let g = Guard {
-                        id,
-                        class,
-                        side,
-                        from,
-                        to,
-                        depth,
-                        until: index + last,
-                    };
-                    match self
-                        .guards
-                        .iter_mut()
-                        .find(|o| o.id == id && o.side == side)
-                    {
-                        Some(o) if o.until <= g.until => *o = g,
-                        Some(_) => {}
-                        None => self.guards.push(g),
-                    }
+        // A sighting ahead guards this frame only; the next frame looks ahead again.
+        let seen = (boxes.iter().map(|b| (b, self.guard_frames)))
+            .chain(ahead.iter().map(|b| (b, 0)))
+            .filter(|b| b.0 .1 != Class::Manual);
+        for (&(id, class, b), last) in seen {
+            let b = b.clip(size.0, size.1);
+            if !b.is_valid() {
+                continue;
+            }
+            for side in Side::ALL.into_iter().filter(|s| s.cuts(&b, size)) {
+                let (from, to, depth) = side.span(&b, (ax, ay));
+                let g = Guard {
+                    id,
+                    class,
+                    side,
+                    from,
+                    to,
+                    depth,
+                    until: index + last,
+                };
+                match (self.guards.iter_mut()).find(|o| o.id == id && o.side == side) {
+                    Some(o) if o.until <= g.until => *o = g,
+                    Some(_) => {}
+                    None => self.guards.push(g),
                 }
             }
         }
-        if !shaking {
-            return Vec::new();
-        }
         // An object with a box inside the frame, off the guard's edge, is covered by it.
         let away = |g: &Guard, b: &BBox| {
-            let b = b.clip(w, h);
-            b.is_valid()
-                && match g.side {
-                    Side::Left => b.x1 > CUT,
-                    Side::Right => w - b.x2 > CUT,
-                    Side::Top => b.y1 > CUT,
-                    Side::Bottom => h - b.y2 > CUT,
-                }
+            let b = b.clip(size.0, size.1);
+            b.is_valid() && !g.side.cuts(&b, size)
         };
         self.guards
             .iter()
             .filter(|g| !boxes.iter().any(|b| b.0 == g.id && away(g, &b.2)))
-            .map(|g| {
-                let b = match g.side {
-                    Side::Left => BBox::new(0.0, g.from, g.depth, g.to),
-                    Side::Right => BBox::new(w - g.depth, g.from, w, g.to),
-                    Side::Top => BBox::new(g.from, 0.0, g.to, g.depth),
-                    Side::Bottom => BBox::new(g.from, h - g.depth, g.to, h),
-                };
-                (g.id, g.class, b.clip(w, h))
-            })
+            .map(|g| (g.id, g.class, g.side.band(g.from, g.to, g.depth, size)))
             .collect()
     }
 }

@@ -675,22 +675,17 @@ impl<'a> DetectStage<'a> {
         // A face box rules plates out only if its face is sure: found on this frame, or its
         // track once found with a score of `SURE_FACE` or more. A doubtful face held or
         // followed here may be a car's grille or the ghost of a plate's characters.
-        let sure: Vec<u32> = (self.faces.tracks().iter())
+        let sure: Vec<&crate::track::Track> = (self.faces.tracks().iter())
             .filter(|t| t.detected_at(index) || t.max_score() >= passes::SURE_FACE)
-            .map(|t| t.id)
             .collect();
         let faces: Vec<BBox> = (self.faces.boxes_at(index).iter())
-            .filter(|b| sure.contains(&b.0))
+            .filter(|b| sure.iter().any(|t| t.id == b.0))
             .map(|b| b.2)
             .collect();
         // For the height rule, those found on this frame or followed here (not those carried
         // by the camera's shift, which may have drifted onto the background).
-        let carried = &self.carried;
-        let detected: Vec<BBox> = (self.faces.tracks().iter())
-            .filter(|t| {
-                t.detected_at(index)
-                    || (!carried.contains(&(index, t.id)) && t.max_score() >= passes::SURE_FACE)
-            })
+        let detected: Vec<BBox> = (sure.iter())
+            .filter(|t| t.detected_at(index) || !self.carried.contains(&(index, t.id)))
             .filter_map(|t| t.seen_at(index))
             .collect();
         passes::keep_plausible(&mut found, f, &faces, &detected);
