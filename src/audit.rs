@@ -35,6 +35,10 @@ pub struct AuditRecord {
     /// on were moved forward so every segment keeps its duration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discontinuities: Vec<Discontinuity>,
+    /// Frames redacted whole: a video's first or last frame smeared by fast camera motion,
+    /// with no sharp frame beyond it to tell where its objects are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub whole_frames: Vec<WholeFrame>,
     pub tracks: Vec<TrackRecord>,
     /// The reviewer's corrections a re-render applied (`--edits`, `--mute`, `--bleep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +95,14 @@ pub struct Discontinuity {
     /// Its time in the input, and how far it and the frames after it were moved, in seconds.
     pub time_s: f64,
     pub shift_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WholeFrame {
+    pub frame: u64,
+    pub time_s: f64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -213,6 +225,7 @@ pub struct JobRecord<'a> {
     pub damaged: Vec<DamagedSpan>,
     pub fixups: u64,
     pub discontinuities: Vec<Discontinuity>,
+    pub whole_frames: Vec<WholeFrame>,
     pub tracks: Vec<TrackRecord>,
     /// The settings the run used (resolved).
     pub settings: serde_json::Value,
@@ -247,6 +260,7 @@ pub fn write_audit(job: JobRecord) -> Result<PathBuf> {
             damaged: job.damaged,
             timestamp_fixups: job.fixups,
             discontinuities: job.discontinuities,
+            whole_frames: job.whole_frames,
             tracks: job.tracks,
             edits: job.edits,
         }

@@ -162,6 +162,13 @@ fn damage_notes(s: &veil::RedactSummary) {
             s.audit.display()
         );
     }
+    if s.whole_frames > 0 {
+        eprintln!(
+            "veil: note: {} frame(s) at the start or end of the video, smeared by fast camera motion, were redacted whole; see \"whole_frames\" in {}",
+            s.whole_frames,
+            s.audit.display()
+        );
+    }
 }
 
 /// The summary of `veil process`.

@@ -193,6 +193,7 @@ pub fn redact_image(
         damaged: vec![],
         fixups: 0,
         discontinuities: vec![],
+        whole_frames: vec![],
         tracks,
         settings: serde_json::to_value(&settings)
             .map_err(|e| VeilError::serialize("settings", e))?,
@@ -212,6 +213,7 @@ pub fn redact_image(
         redacted_frames: (!found.is_empty()) as u64,
         damaged: 0,
         discontinuities: 0,
+        whole_frames: 0,
         seconds,
         fps: 1.0 / seconds.max(1e-9),
         timing: Default::default(),

@@ -177,6 +177,7 @@ pub fn redact_video(
     let count = |c: Class| frames.tracks.iter().filter(|t| t.class == c).count();
     let (face_tracks, plate_tracks) = (count(Class::Face), count(Class::Plate));
     let (damaged, discontinuities) = (frames.damaged.len(), frames.discontinuities.len());
+    let whole_frames = frames.whole_frames.len();
     let (audit_path, review) = record.write(&mut frames)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RedactSummary {
@@ -191,6 +192,7 @@ pub fn redact_video(
         redacted_frames: frames.redacted_frames,
         damaged,
         discontinuities,
+        whole_frames,
         seconds,
         fps: frames.frames_out as f64 / seconds.max(1e-9),
         timing: frames.timing,

@@ -28,6 +28,8 @@ pub struct RedactSummary {
     pub damaged: usize,
     /// Timestamp jumps the output smoothed over (recorded in the audit).
     pub discontinuities: usize,
+    /// Frames redacted whole (see `whole_frames` in the audit record).
+    pub whole_frames: usize,
     pub seconds: f64,
     pub fps: f64,
     /// Seconds spent in each stage (redaction on the encode thread, the rest on the detect
@@ -98,6 +100,7 @@ impl Record<'_> {
             damaged: std::mem::take(&mut frames.damaged),
             fixups: frames.fixups,
             discontinuities: std::mem::take(&mut frames.discontinuities),
+            whole_frames: std::mem::take(&mut frames.whole_frames),
             tracks: std::mem::take(&mut frames.tracks),
             settings: serde_json::to_value(self.settings)
                 .map_err(|e| VeilError::serialize("settings", e))?,

@@ -10,7 +10,7 @@ use ffmpeg::{frame, Packet};
 use ffmpeg_next as ffmpeg;
 
 use super::{passes, PassCounts, StageTiming, PLATE_FIRST_ID};
-use crate::audit::{DamagedSpan, Discontinuity, TrackLog, TrackRecord};
+use crate::audit::{DamagedSpan, Discontinuity, TrackLog, TrackRecord, WholeFrame};
 use crate::decode::RgbScaler;
 use crate::detect::{BBox, Class, Detectors};
 use crate::error::{Result, Stage, VeilError};
@@ -84,6 +84,7 @@ pub(super) struct StageResult {
     pub damaged: Vec<DamagedSpan>,
     pub fixups: u64,
     pub discontinuities: Vec<Discontinuity>,
+    pub whole_frames: Vec<WholeFrame>,
     pub tracks: Vec<TrackRecord>,
     pub timing: StageTiming,
     pub counts: PassCounts,
@@ -125,6 +126,9 @@ pub(super) struct DetectStage<'a> {
     measured: std::collections::BTreeMap<u64, (f32, f32)>,
     /// Frames onto which no camera shift explains the change (see [`unexplained`]).
     blind: VecDeque<u64>,
+    /// The ends of the video that are smeared with no sharp frame beyond them (see
+    /// `motion_cover`): redacted whole.
+    ends: camera::BlindEnds,
     /// Where the camera jolted (boxes not detected there reach along the jolt).
     jolts: camera::Jolts,
     /// Bands along the frame's edge where objects were last seen while the camera shakes.
@@ -154,6 +158,7 @@ pub(super) struct DetectStage<'a> {
     /// Added to the input's timestamps since the last backward jump.
     pts_offset: i64,
     discontinuities: Vec<Discontinuity>,
+    whole_frames: Vec<WholeFrame>,
     damaged: Vec<DamagedSpan>,
     out_frames: u64,
     redacted: u64,
@@ -219,6 +224,7 @@ impl<'a> DetectStage<'a> {
             shifts: VecDeque::new(),
             measured: Default::default(),
             blind: VecDeque::new(),
+            ends: Default::default(),
             jolts: Default::default(),
             guards: super::edge_guard::EdgeGuards::new(geo.w, geo.h, geo.fps),
             carried: Default::default(),
@@ -239,6 +245,7 @@ impl<'a> DetectStage<'a> {
             fixups: 0,
             pts_offset: 0,
             discontinuities: Vec::new(),
+            whole_frames: Vec::new(),
             damaged: Vec::new(),
             out_frames: 0,
             redacted: 0,
@@ -376,6 +383,7 @@ impl<'a> DetectStage<'a> {
         // The detectors must also see the last frame, so nothing that appeared after the last
         // keyframe or plate sample goes unseen at the end.
         let last = self.window.back().map(|b| (b.index, b.pts));
+        self.ends.last = last.map(|l| l.0);
         if let (Some((index, pts)), BoxSource::Detect(_)) = (last, &self.source) {
             let faces = self.last_key != Some(index);
             let plates = self.opts.cadence.plate > 0 && self.last_plate != Some(index);
@@ -418,6 +426,7 @@ impl<'a> DetectStage<'a> {
             damaged: self.damaged,
             fixups: self.fixups,
             discontinuities: self.discontinuities,
+            whole_frames: self.whole_frames,
             tracks: self.log.into_records(),
             thumbs: self
                 .thumbs
@@ -748,6 +757,13 @@ impl<'a> DetectStage<'a> {
             self.log.add(*id, *class, p.index, time_s, b.to_xywh_i32());
         }
         let grown = self.motion_cover(p.index, boxes);
+        if grown.iter().any(|g| g.0 == camera::WHOLE_FRAME) {
+            self.whole_frames.push(WholeFrame {
+                frame: p.index,
+                time_s: time_s.max(0.0),
+                reason: camera::WHOLE_FRAME_REASON.into(),
+            });
+        }
         crate::redact::merge_overlaps(&grown)
     }
 }

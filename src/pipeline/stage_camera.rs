@@ -55,6 +55,50 @@ impl Jolts {
     }
 }
 
+/// The id of the region that redacts a frame whole (see [`BlindEnds`]).
+pub(super) const WHOLE_FRAME: u32 = u32::MAX;
+/// Why, as the audit record gives it.
+pub(super) const WHOLE_FRAME_REASON: &str =
+    "first or last frame smeared by fast camera motion: no frame beyond it shows where its objects are";
+
+/// The first and last frames of a video when a whip or a jolt smeared them: no sharp frame on
+/// their far side tells where the smear's objects are (a smeared frame in the middle takes the
+/// hull of where its tracks were on the frames either side), and the detectors rarely find
+/// an object in its ghosts. Such a frame is redacted whole (fail closed).
+#[derive(Debug, Default)]
+pub(in crate::pipeline) struct BlindEnds {
+    /// Frame 0 was smeared, judged from frame 1.
+    first: bool,
+    /// The video's last frame, once the stream has ended.
+    pub(in crate::pipeline) last: Option<u64>,
+    /// The latest frame and whether the camera moved fast onto it.
+    fast: (u64, bool),
+}
+
+impl BlindEnds {
+    /// Records the camera's motion `m` onto frame `index`; `before`: the sharpness of the
+    /// frame before. Frame 0 has no frame before to judge it by, so frame 1 does: much sharper
+    /// with the picture changed, changed in a way no shift explains, or the camera moving fast
+    /// onto it (a whip does not begin on a video's first frame).
+    pub(super) fn record(&mut self, index: u64, m: &FrameMotion, before: f32) {
+        let fast = m.dx.hypot(m.dy) >= crate::schedule::FAST;
+        if index == 1
+            && (crate::schedule::unexplained(m)
+                || fast
+                || (m.diff > 10.0 && before < 0.5 * m.sharpness))
+        {
+            self.first = true;
+        }
+        self.fast = (index, fast);
+    }
+
+    /// Whether frame `index` is redacted whole; `blind`: it is a smeared frame.
+    pub(super) fn whole(&self, index: u64, blind: bool) -> bool {
+        let fast = self.fast == (index, true);
+        (index == 0 && self.first) || ((blind || fast) && self.last == Some(index) && index > 0)
+    }
+}
+
 /// A face track is dropped only when its face is at least this tall at the full-frame
 /// pass's scale, where the face model finds a frontal face on a sharp frame; a smaller face
 /// (which only crops or the small-face pass may find) is followed on.
@@ -361,6 +405,7 @@ impl DetectStage<'_> {
         // it, is what the two shifts must add up to (a smeared frame's own reads short: its
         // ghosts correlate at fractions of the move). What the camera did within the smear is
         // not known; the hull there covers it (see `motion_cover`).
+        self.ends.record(index, m, self.last_sharpness);
         let before = index.checked_sub(1);
         if !blind
             && before.is_some_and(|b| b > 0 && self.blind.back() == Some(&b))
@@ -667,6 +712,10 @@ impl DetectStage<'_> {
             }
         }
         grown.extend(bands);
+        if self.ends.whole(index, self.blind.front() == Some(&index)) {
+            let whole = BBox::new(0.0, 0.0, self.w as f32, self.h as f32);
+            grown.push((WHOLE_FRAME, Class::Plate, whole));
+        }
         grown
     }
 }
@@ -692,6 +741,45 @@ mod tests {
             diff: 20.0,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_video_that_begins_or_ends_in_a_whip_has_that_frame_redacted_whole() {
+        let steady = motion(0.0, 0.0, 0.9);
+        // Begins in a whip: the camera moves fast onto frame 1.
+        let mut e = BlindEnds::default();
+        e.record(0, &steady, 0.0);
+        e.record(1, &motion(0.2, 0.0, 0.3), 500.0);
+        assert!(e.whole(0, false));
+        assert!(!e.whole(1, false));
+        // Frame 0 much blurrier than a frame 1 that changed (the whip ended between them).
+        let mut e = BlindEnds::default();
+        e.record(0, &steady, 0.0);
+        let mut sharp = motion(0.01, 0.0, 0.4);
+        (sharp.diff, sharp.sharpness) = (20.0, 1000.0);
+        e.record(1, &sharp, 300.0);
+        assert!(e.whole(0, false));
+        // A steady start is not.
+        let mut e = BlindEnds::default();
+        e.record(0, &steady, 0.0);
+        e.record(1, &steady, 500.0);
+        assert!(!e.whole(0, false));
+        // The end: only once the stream has ended, and only on its last frame, when the
+        // camera moved fast onto it or it is smeared.
+        for i in 2..60 {
+            e.record(i, &motion(0.2, 0.0, 0.3), 500.0);
+        }
+        assert!(!e.whole(59, false), "the stream has not ended");
+        e.last = Some(59);
+        assert!(e.whole(59, false));
+        assert!(!e.whole(58, true));
+        let mut e = BlindEnds::default();
+        for i in 0..60 {
+            e.record(i, &steady, 500.0);
+        }
+        e.last = Some(59);
+        assert!(!e.whole(59, false));
+        assert!(e.whole(59, true));
     }
 
     #[test]
