@@ -77,10 +77,11 @@ pub fn tensions(secs: &[Second], speech_level: f32) -> Vec<Option<Tension>> {
                 return None;
             }
             let lo = i.saturating_sub(TENSION_MAX_S);
-            let (_, low) = (lo..=i - TENSION_MIN_S)
+            let (at, low) = (lo..=i - TENSION_MIN_S)
                 .filter_map(|j| trend[j].map(|v| (j, v)))
                 .min_by(|a, b| a.1.total_cmp(&b.1))?;
-            let from = hinge(&voice[lo..=i]).map_or(lo as f64, |k| (lo + k) as f64);
+            // Where no break point fits (too few voiced seconds), from the lowest point.
+            let from = hinge(&voice[lo..=i]).map_or(at as f64, |k| (lo + k) as f64);
             Some(Tension {
                 rise_db: now - low,
                 over_db: now - speech_level,
@@ -132,4 +133,32 @@ fn hinge(levels: &[Option<f32>]) -> Option<usize> {
         }
     }
     best.map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rise_with_too_few_voiced_seconds_for_a_break_point_is_timed_from_its_lowest_point() {
+        // Eight voiced seconds at 20..28 s, then a louder voice from 60 s: on second 62 the
+        // 90 s before hold 11 voiced seconds, too few to fit where the climb began.
+        let secs: Vec<Second> = (0..120)
+            .map(|i| {
+                let voiced = (20..28).contains(&i) || i >= 60;
+                Second {
+                    t: i as f64,
+                    has_audio: true,
+                    loudness: if i >= 60 { -20.0 } else { -30.0 },
+                    speech: if voiced { 0.9 } else { 0.0 },
+                    env_mod: 4.0,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let t = tensions(&secs, -30.0)[62].expect("a rise on second 62");
+        assert!(t.rise_db >= 7.0, "{t:?}");
+        // Not from the window's start (0 s) but from the first second the low level is read.
+        assert!((10.0..=28.0).contains(&t.from), "{t:?}");
+    }
 }
