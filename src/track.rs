@@ -61,6 +61,12 @@ impl TrackConfig {
     }
 }
 
+/// Detections up to this many frames from a track's first (last) one set its pace before
+/// (after) them (see [`Track::paced_box`])…
+pub const PACE_SPAN: u64 = 15;
+/// …from two at least this many frames apart.
+pub const PACE_MIN: u64 = 3;
+
 /// How far the picture moved from one frame to a later one, in pixels (see [`Track::box_at`]).
 pub type Carry<'a> = dyn Fn(u64, u64) -> (f32, f32) + 'a;
 
@@ -125,6 +131,41 @@ impl Track {
 
     pub fn max_score(&self) -> f32 {
         self.dets.iter().map(|d| d.2).fold(0.0, f32::max)
+    }
+
+    /// Before the track's first detection and after its last, where its own pace takes the
+    /// nearest detection besides the camera's shift (see [`Track::box_at`]): the mean motion,
+    /// net of the camera's, between that detection and the one furthest from it within
+    /// [`PACE_SPAN`] frames (at least [`PACE_MIN`] apart). An object that walks in at the
+    /// edge, or that a zoom moves toward it, is not where the camera's shift alone holds it.
+    /// `None` where [`Track::box_at`] holds nothing, or no such pair of detections exists.
+    pub fn paced_box(&self, frame: u64, cfg: &TrackConfig, carry: &Carry<'_>) -> Option<BBox> {
+        let held = self.box_at(frame, cfg, carry)?;
+        let (first, last) = (self.first(), self.last());
+        let (near, far) = if frame < first {
+            let far = self.dets.iter().rev().find(|d| d.0 <= first + PACE_SPAN)?;
+            (&self.dets[0], far)
+        } else if frame > last {
+            let far = self.dets.iter().find(|d| d.0 + PACE_SPAN >= last)?;
+            (&self.dets[self.dets.len() - 1], far)
+        } else {
+            return None;
+        };
+        let (a, b) = if near.0 < far.0 {
+            (near, far)
+        } else {
+            (far, near)
+        };
+        if b.0 < a.0 + PACE_MIN {
+            return None;
+        }
+        let (cx, cy) = carry(a.0, b.0);
+        let n = (b.0 - a.0) as f32;
+        let (ax, ay) = a.1.center();
+        let (bx, by) = b.1.center();
+        let pace = ((bx - ax - cx) / n, (by - ay - cy) / n);
+        let steps = frame as f32 - near.0 as f32;
+        Some(held.map(1.0, 1.0, pace.0 * steps, pace.1 * steps))
     }
 
     /// The box this track redacts on `frame`, if any. Before its first detection and after
@@ -401,6 +442,12 @@ impl Tracker {
             if let Some(b) = filled {
                 out.push((t.id, t.class, b));
             }
+            if let Some(p) = t.paced_box(frame, &self.cfg, carry).filter(in_view) {
+                let p = complete(p);
+                if filled.map_or(true, |b| b.intersection(&p) < 0.95 * p.area()) {
+                    out.push((t.id, t.class, p));
+                }
+            }
             if let Some(f) = t.followed.get(&frame).map(|f| complete(*f)) {
                 // Left out only when the other box already covers it.
                 if filled.map_or(true, |b| b.intersection(&f) < 0.95 * f.area()) {
@@ -476,6 +523,50 @@ mod tests {
             bbox: BBox::from_xywh(x, 10.0, 20.0, 20.0),
             score: 0.9,
         }
+    }
+
+    #[test]
+    fn a_track_is_paced_back_to_where_it_walked_in_and_on_to_where_it_leaves() {
+        let cfg = TrackConfig {
+            max_gap: 12,
+            extend_before: 6,
+            extend_after: 6,
+            min_iou: 0.0,
+        };
+        let d = |x: f32| Detection {
+            class: Class::Face,
+            bbox: BBox::from_xywh(x, 0.0, 60.0, 80.0),
+            score: 0.9,
+        };
+        // Found at 12 (x 534), then 8 px a frame to the left, the camera still: on frame 7,
+        // before it was found, it was 40 px further right, cut by a 640-px frame's edge.
+        let mut tr = Tracker::new(cfg);
+        tr.update(12, Class::Face, &[d(534.0)]);
+        tr.update(18, Class::Face, &[d(486.0)]);
+        let still = |_: u64, _: u64| (0.0, 0.0);
+        let t = &tr.tracks()[0];
+        assert_eq!(t.box_at(7, &cfg, &still).map(|b| b.x1), Some(534.0));
+        assert_eq!(t.paced_box(7, &cfg, &still).map(|b| b.x1), Some(574.0));
+        // And after its last detection it goes on at that pace.
+        assert_eq!(t.paced_box(21, &cfg, &still).map(|b| b.x1), Some(462.0));
+        // Between detections, and beyond the hold, nothing.
+        assert_eq!(t.paced_box(15, &cfg, &still), None);
+        assert_eq!(t.paced_box(5, &cfg, &still), None);
+        // Where the camera's pan explains the move, the pace is nil: the held box it is.
+        let pan = |a: u64, b: u64| (-8.0 * (b - a) as f32, 0.0);
+        let held = t.box_at(7, &cfg, &pan);
+        assert_eq!(t.paced_box(7, &cfg, &pan), held);
+        let mut seen = Tracker::new(cfg);
+        seen.update(12, Class::Face, &[d(534.0)]);
+        seen.update(14, Class::Face, &[d(518.0)]);
+        assert_eq!(
+            seen.tracks()[0].paced_box(7, &cfg, &still),
+            None,
+            "2 frames apart"
+        );
+        // The tracker redacts it beside the held box.
+        let out = tr.boxes_carried(7, &still);
+        assert_eq!(out.len(), 2, "{out:?}");
     }
 
     #[test]
