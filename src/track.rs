@@ -650,8 +650,22 @@ mod tests {
             };
             t.update(f, Class::Face, &dets);
         }
-        for f in 8..=16 {
+        for f in 10..=14 {
             assert_eq!(t.boxes_at(f).len(), 1, "frame {f}");
+        }
+        // Held beyond them: where they were, and where the face's pace (2 px a frame) takes it.
+        for f in [8, 9, 15, 16] {
+            let x: Vec<f32> = t.boxes_at(f).iter().map(|b| b.2.x1).collect();
+            let paced = if f < 10 {
+                100.0 - 2.0 * (10 - f) as f32
+            } else {
+                108.0 + 2.0 * (f - 14) as f32
+            };
+            assert_eq!(
+                x,
+                vec![if f < 10 { 100.0 } else { 108.0 }, paced],
+                "frame {f}"
+            );
         }
         assert!(t.boxes_at(7).is_empty());
         assert!(t.boxes_at(17).is_empty());
