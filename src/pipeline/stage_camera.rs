@@ -70,7 +70,10 @@ pub(in crate::pipeline) struct BlindEnds {
     /// Frame 0 was smeared, judged from frame 1.
     first: bool,
     /// The video's last frame, once the stream has ended.
-    pub(in crate::pipeline) last: Option<u64>,
+    last: Option<u64>,
+    /// Where the smeared frames that run up to a last frame redacted whole begin: none of
+    /// them has a sharp frame after it either.
+    tail: Option<u64>,
     /// The latest frame and whether the camera moved fast onto it.
     fast: (u64, bool),
 }
@@ -92,10 +95,24 @@ impl BlindEnds {
         self.fast = (index, fast);
     }
 
+    /// The stream ended on frame `last`; `blind`: the smeared frames still to be redacted.
+    pub(in crate::pipeline) fn ended(&mut self, last: u64, blind: &VecDeque<u64>) {
+        self.last = Some(last);
+        if self.whole(last, blind.contains(&last)) {
+            let mut from = last;
+            while from > 1 && blind.contains(&(from - 1)) {
+                from -= 1;
+            }
+            self.tail = Some(from);
+        }
+    }
+
     /// Whether frame `index` is redacted whole; `blind`: it is a smeared frame.
     pub(super) fn whole(&self, index: u64, blind: bool) -> bool {
         let fast = self.fast == (index, true);
-        (index == 0 && self.first) || ((blind || fast) && self.last == Some(index) && index > 0)
+        (index == 0 && self.first)
+            || ((blind || fast) && self.last == Some(index) && index > 0)
+            || self.tail.is_some_and(|t| index >= t)
     }
 }
 
@@ -770,16 +787,24 @@ mod tests {
             e.record(i, &motion(0.2, 0.0, 0.3), 500.0);
         }
         assert!(!e.whole(59, false), "the stream has not ended");
-        e.last = Some(59);
+        e.ended(59, &VecDeque::new());
         assert!(e.whole(59, false));
         assert!(!e.whole(58, true));
         let mut e = BlindEnds::default();
         for i in 0..60 {
             e.record(i, &steady, 500.0);
         }
-        e.last = Some(59);
+        e.ended(59, &VecDeque::new());
         assert!(!e.whole(59, false));
         assert!(e.whole(59, true));
+        // Smeared frames running up to a last frame redacted whole are redacted whole too.
+        let mut e = BlindEnds::default();
+        for i in 0..60 {
+            e.record(i, &steady, 500.0);
+        }
+        e.ended(59, &VecDeque::from([50, 57, 58, 59]));
+        assert!(e.whole(57, true) && e.whole(58, true) && e.whole(59, true));
+        assert!(!e.whole(56, false) && !e.whole(50, true));
     }
 
     #[test]
