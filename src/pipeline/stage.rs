@@ -383,9 +383,7 @@ impl<'a> DetectStage<'a> {
         // The detectors must also see the last frame, so nothing that appeared after the last
         // keyframe or plate sample goes unseen at the end.
         let last = self.window.back().map(|b| (b.index, b.pts));
-        if let Some((index, _)) = last {
-            self.ends.ended(index, &self.blind);
-        }
+        self.ends.ended(last.map(|l| l.0), &self.blind);
         if let (Some((index, pts)), BoxSource::Detect(_)) = (last, &self.source) {
             let faces = self.last_key != Some(index);
             let plates = self.opts.cadence.plate > 0 && self.last_plate != Some(index);

@@ -95,9 +95,11 @@ impl BlindEnds {
         self.fast = (index, fast);
     }
 
-    /// The stream ended on frame `last`; `blind`: the smeared frames still to be redacted.
-    pub(in crate::pipeline) fn ended(&mut self, last: u64, blind: &VecDeque<u64>) {
-        self.last = Some(last);
+    /// The stream ended on frame `last` (`None`: no frame); `blind`: the smeared frames still
+    /// to be redacted.
+    pub(in crate::pipeline) fn ended(&mut self, last: Option<u64>, blind: &VecDeque<u64>) {
+        self.last = last;
+        let Some(last) = last else { return };
         if self.whole(last, blind.contains(&last)) {
             let mut from = last;
             while from > 1 && blind.contains(&(from - 1)) {
@@ -787,14 +789,14 @@ mod tests {
             e.record(i, &motion(0.2, 0.0, 0.3), 500.0);
         }
         assert!(!e.whole(59, false), "the stream has not ended");
-        e.ended(59, &VecDeque::new());
+        e.ended(Some(59), &VecDeque::new());
         assert!(e.whole(59, false));
         assert!(!e.whole(58, true));
         let mut e = BlindEnds::default();
         for i in 0..60 {
             e.record(i, &steady, 500.0);
         }
-        e.ended(59, &VecDeque::new());
+        e.ended(Some(59), &VecDeque::new());
         assert!(!e.whole(59, false));
         assert!(e.whole(59, true));
         // Smeared frames running up to a last frame redacted whole are redacted whole too.
@@ -802,7 +804,7 @@ mod tests {
         for i in 0..60 {
             e.record(i, &steady, 500.0);
         }
-        e.ended(59, &VecDeque::from([50, 57, 58, 59]));
+        e.ended(Some(59), &VecDeque::from([50, 57, 58, 59]));
         assert!(e.whole(57, true) && e.whole(58, true) && e.whole(59, true));
         assert!(!e.whole(56, false) && !e.whole(50, true));
     }
