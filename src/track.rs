@@ -140,7 +140,11 @@ impl Track {
     /// edge, or that a zoom moves toward it, is not where the camera's shift alone holds it.
     /// `None` where [`Track::box_at`] holds nothing, or no such pair of detections exists.
     pub fn paced_box(&self, frame: u64, cfg: &TrackConfig, carry: &Carry<'_>) -> Option<BBox> {
-        let held = self.box_at(frame, cfg, carry)?;
+        self.paced(frame, self.box_at(frame, cfg, carry)?, carry)
+    }
+
+    /// [`Track::paced_box`] from the box `held` that [`Track::box_at`] gave for `frame`.
+    fn paced(&self, frame: u64, held: BBox, carry: &Carry<'_>) -> Option<BBox> {
         let (first, last) = (self.first(), self.last());
         let (near, far) = if frame < first {
             let far = self.dets.iter().rev().find(|d| d.0 <= first + PACE_SPAN)?;
@@ -435,14 +439,13 @@ impl Tracker {
             // A held box the camera carried wholly out of the frame covers nothing.
             let in_view =
                 |b: &BBox| !matches!(self.frame, Some((w, h)) if b.clip(w, h).area() <= 0.0);
-            let filled = t
-                .box_at(frame, &self.cfg, carry)
-                .filter(in_view)
-                .map(complete);
+            let held = t.box_at(frame, &self.cfg, carry);
+            let filled = held.filter(in_view).map(complete);
             if let Some(b) = filled {
                 out.push((t.id, t.class, b));
             }
-            if let Some(p) = t.paced_box(frame, &self.cfg, carry).filter(in_view) {
+            let paced = held.and_then(|h| t.paced(frame, h, carry));
+            if let Some(p) = paced.filter(in_view) {
                 let p = complete(p);
                 if filled.map_or(true, |b| b.intersection(&p) < 0.95 * p.area()) {
                     out.push((t.id, t.class, p));

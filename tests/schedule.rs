@@ -161,9 +161,6 @@ fn thorough_detects_faces_on_every_frame() {
 /// records it), then still on offset 300. Returns the clip and, per frame, the camera's offset
 /// at the middle of the exposure.
 fn whip_clip(dir: &Path, face_x: i64, back: bool) -> (PathBuf, Vec<i64>) {
-    let out = dir.join("whip.mp4");
-    let bg = background(dir, "wide.png", 2 * W);
-    let (sx, sy, sw, sh) = SPRITE;
     // Four sub-frames a frame: offset 0 before sub-frame 40, 60..240 over sub-frames 40..43
     // (frame 10), 300 after; every frame is the mean of its four. `back`: the camera whips
     // back over sub-frames 56..59 (frame 14) and stays at 0 from frame 15.
@@ -172,23 +169,8 @@ fn whip_clip(dir: &Path, face_x: i64, back: bool) -> (PathBuf, Vec<i64>) {
     } else {
         "300"
     };
-    let filter = format!(
-        "[1:v]crop={sw}:{sh}:{sx}:{sy}[s];[0:v][s]overlay=x={face_x}:y={Y},fps=120,\
-         crop={W}:{H}:x='if(lt(n,40),0,if(lt(n,44),(n-39)*60,{after}))':y=0,\
-         tmix=frames=4,select='eq(mod(n,4),3)',setpts=N/30/TB,format=yuv420p[v]"
-    );
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-loop", "1", "-framerate", "30", "-i"])
-        .arg(&bg)
-        .arg("-i")
-        .arg(fixture("astronaut.png"))
-        .args(["-filter_complex", &filter, "-map", "[v]", "-r", "30"])
-        .args(["-frames:v", "20"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "12"])
-        .arg(&out)
-        .status()
-        .expect("run ffmpeg");
-    assert!(st.success(), "ffmpeg could not make the whip");
+    let camera = format!("if(lt(n,40),0,if(lt(n,44),(n-39)*60,{after}))");
+    let out = whip_render(dir, "whip.mp4", face_x, &camera, 20);
     let offsets = (0..20).map(|i| match i {
         0..=9 => 0,
         10 => 150,
@@ -247,12 +229,20 @@ fn assert_whip_covered(back: bool, smeared: &[usize]) {
 /// along a 1280x360 picture with the astronaut's face at x 200, averaged), the camera is
 /// still at 300 from frame 1 on, with the face out of view.
 fn whip_first_clip(dir: &Path) -> PathBuf {
-    let out = dir.join("whip-first.mp4");
+    whip_render(dir, "whip-first.mp4", 200, "if(lt(n,4),(n+1)*60,300)", 12)
+}
+
+/// Renders `frames` 640x360 frames of a camera over a 1280x360 picture with the astronaut's
+/// face at `face_x`, at 120 sub-frames a second with the camera's offset `camera` (an ffmpeg
+/// expression of the sub-frame `n`), each frame the mean of its four sub-frames (a shutter open
+/// while the camera moves), into `dir/name`.
+fn whip_render(dir: &Path, name: &str, face_x: i64, camera: &str, frames: u32) -> PathBuf {
+    let out = dir.join(name);
     let bg = background(dir, "wide.png", 2 * W);
     let (sx, sy, sw, sh) = SPRITE;
     let filter = format!(
-        "[1:v]crop={sw}:{sh}:{sx}:{sy}[s];[0:v][s]overlay=x=200:y={Y},fps=120,\
-         crop={W}:{H}:x='if(lt(n,4),(n+1)*60,300)':y=0,\
+        "[1:v]crop={sw}:{sh}:{sx}:{sy}[s];[0:v][s]overlay=x={face_x}:y={Y},fps=120,\
+         crop={W}:{H}:x='{camera}':y=0,\
          tmix=frames=4,select='eq(mod(n,4),3)',setpts=N/30/TB,format=yuv420p[v]"
     );
     let st = Command::new("ffmpeg")
@@ -261,12 +251,12 @@ fn whip_first_clip(dir: &Path) -> PathBuf {
         .arg("-i")
         .arg(fixture("astronaut.png"))
         .args(["-filter_complex", &filter, "-map", "[v]", "-r", "30"])
-        .args(["-frames:v", "12"])
+        .args(["-frames:v", &frames.to_string()])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "12"])
         .arg(&out)
         .status()
         .expect("run ffmpeg");
-    assert!(st.success(), "ffmpeg could not make the whip");
+    assert!(st.success(), "ffmpeg could not make {name}");
     out
 }
 

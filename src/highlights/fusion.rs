@@ -496,6 +496,13 @@ mod tests {
         assert!(run_score(&run) > 0.9);
     }
 
+    /// The rising-tension events of `f`.
+    fn rises(f: &Fused) -> Vec<&Event> {
+        (f.events.iter())
+            .filter(|e| e.kind == Kind::RisingTension)
+            .collect()
+    }
+
     #[test]
     fn a_voice_rising_for_a_minute_is_rising_tension() {
         let mut s = calm(200);
@@ -504,11 +511,7 @@ mod tests {
             sec.loudness += 0.2 * (i - 60).min(60) as f32;
         }
         let f = fuse(&s, &[], 0.5);
-        let t: Vec<&Event> = f
-            .events
-            .iter()
-            .filter(|e| e.kind == Kind::RisingTension)
-            .collect();
+        let t = rises(&f);
         assert_eq!(t.len(), 1, "one rise, one event: {t:?}");
         // Timed to where the rise began, not to where it crossed the line.
         assert!((t[0].onset - 60.0).abs() <= 8.0, "onset {}", t[0].onset);
@@ -543,11 +546,7 @@ mod tests {
                 sec.loudness = -30.0 + jitter + rise;
             }
             let f = fuse(&s, &[], 0.5);
-            let t: Vec<&Event> = f
-                .events
-                .iter()
-                .filter(|e| e.kind == Kind::RisingTension)
-                .collect();
+            let t = rises(&f);
             assert_eq!(t.len(), 1, "one rise, one event: {t:?}");
             t[0].onset
         };
